@@ -1,0 +1,27 @@
+"""EISeg-Med3D engine: clicks in, 3D mask out. Slicer-free (numpy, SimpleITK, Paddle Inference, ONNX Runtime).
+
+Public API (stable, used by the Slicer module, the CLI, evaluation and user scripts)::
+
+    from inference import Volume, load_model, InteractiveSession
+"""
+from .errors import ClickError, EISegError, ModelError, ProgressError, SaveError, SessionError, VolumeError
+from .volume import Volume
+
+
+def __getattr__(name):
+    # Model runtimes and the session import heavy packages (paddle, onnxruntime): load them on first use only.
+    if name == "load_model":
+        from .model import load_model
+
+        return load_model
+    if name in ("InteractiveSession", "ClickResult"):
+        from . import session
+
+        return getattr(session, name)
+    raise AttributeError(name)
+
+
+__all__ = [
+    "Volume", "load_model", "InteractiveSession", "ClickResult",
+    "EISegError", "VolumeError", "ModelError", "ClickError", "SessionError", "ProgressError", "SaveError",
+]
