@@ -1,0 +1,50 @@
+"""Builds exactly what the network sees (ROI choice, image, click and previous-mask channels).
+
+Shared by the interactive session and by training, so both feed the model identical inputs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import roi as roi_mod
+from .clickmaps import click_maps
+from .normalize import normalize
+
+
+def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=None, zoom: float = 1.0) -> roi_mod.Roi:
+    """The ROI for the current clicks and mask, per the manifest's spacing policy; `zoom` > 1 widens it."""
+    policy = manifest["spacing_policy"]
+    patch = tuple(manifest["patch_shape"])
+    if policy["type"] == "whole_volume_grid":
+        grid_kji = tuple(policy["grid_ijk"])[::-1]
+        return roi_mod.whole_volume_roi(scan_shape, grid_kji)
+    points = np.asarray(points_kji, dtype=np.float64).reshape(-1, 3)
+    if mask_box is not None:
+        corners = np.array([[s.start for s in mask_box], [s.stop - 1 for s in mask_box]], dtype=np.float64)
+        points = np.vstack([points, corners])
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    size = roi_mod.roi_size_mm(lo, hi, spacing_kji, policy, object_known=mask_box is not None) * zoom
+    return roi_mod.isotropic_roi(lo, hi, spacing_kji, patch, size)
+
+
+def model_inputs(image_kji, stats, mask_kji, clicks, roi, spacing_kji, manifest) -> tuple[np.ndarray, np.ndarray]:
+    """(image, clicks) tensors of shape (1, 1, *patch) and (1, 3, *patch) in the model's axis order."""
+    spec = manifest["normalization"]
+    image = normalize(roi_mod.sample(image_kji, roi, order=1, mode="nearest"), spec, stats)
+    previous = roi_mod.sample(mask_kji, roi, order=1, mode="constant") if mask_kji is not None else np.zeros(roi.shape, np.float32)
+    positive, negative = click_maps(clicks, roi, spacing_kji, manifest)
+    channels = np.stack([previous, positive, negative])
+    return to_model_order(image[None, None], manifest), to_model_order(channels[None], manifest)
+
+
+def to_model_order(tensor: np.ndarray, manifest: dict) -> np.ndarray:
+    """(N, C, k, j, i) -> the manifest's axis order (the original model wants (N, C, i, j, k))."""
+    if manifest.get("axis_order", "kji") == "ijk":
+        tensor = tensor.transpose(0, 1, 4, 3, 2)
+    return np.ascontiguousarray(tensor, dtype=np.float32)
+
+
+def from_model_order(tensor: np.ndarray, manifest: dict) -> np.ndarray:
+    if manifest.get("axis_order", "kji") == "ijk":
+        tensor = tensor.transpose(0, 1, 4, 3, 2)
+    return tensor
