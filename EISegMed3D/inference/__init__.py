@@ -5,11 +5,15 @@ Public API (stable, used by the Slicer module, the CLI, evaluation and user scri
     from inference import Volume, load_model, InteractiveSession
 """
 from .errors import ClickError, EISegError, ModelError, ProgressError, SaveError, SessionError, VolumeError
-from .volume import Volume
 
 
 def __getattr__(name):
-    # Model runtimes and the session import heavy packages (paddle, onnxruntime): load them on first use only.
+    # Heavy packages (SimpleITK, paddle, onnxruntime) load on first use only, so training workers that need
+    # just the ROI and click-map code run where those packages are absent.
+    if name == "Volume":
+        from .volume import Volume
+
+        return Volume
     if name == "load_model":
         from .model import load_model
 
