@@ -1,0 +1,164 @@
+"""A data folder of scans: which files are scans, where each scan's label lives, saving and loading labels.
+
+Rules (the original's, made exact):
+  * Scan files: .nii, .nii.gz, .nrrd, .mha, .mhd (any case). Not scans: ``*_label.*`` (our labels),
+    backups ``*.bak.*`` (see inference.atomic.backup_path), ``*.seg.nrrd`` (Slicer segmentations),
+    hidden/temporary files (names starting with '.'), the .raw/.zraw data files of .mhd headers.
+  * DICOM: a folder holding DICOM files is ONE scan (read as a series by Volume.from_file).
+      - list_scans(folder): scan files in `folder` plus its direct sub-folders that hold DICOM files.
+      - list_scans(folder, recursive=True): scan files at any depth plus every sub-folder that holds DICOM files.
+        Hidden folders (names starting with '.') are not entered.
+      - When `folder` itself holds DICOM files and no other scan is found, `folder` is returned as the only
+        scan (its key is "." and its label goes next to it, outside it). Loose DICOM files in a folder that
+        also holds other scans are not a scan: put each series in its own folder.
+  * Label of a scan: ``<scan stem>_label.nii.gz`` next to the scan; for a DICOM folder next to the folder,
+    ``<folder name>_label.nii.gz``. The stem drops only the scan suffix, so dots elsewhere are kept
+    (``a.b/case.v2.nii.gz`` -> ``a.b/case.v2_label.nii.gz``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .errors import VolumeError
+from .volume import Volume
+
+SCAN_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")  # longest first: .nii.gz before .nii
+LABEL_SUFFIX = "_label.nii.gz"
+GRID_TOL = 1e-4
+
+
+def _scan_suffix(name: str) -> str | None:
+    lower = name.lower()
+    return next((s for s in SCAN_SUFFIXES if lower.endswith(s) and len(name) > len(s)), None)
+
+
+def is_scan_file(path: str | os.PathLike) -> bool:
+    """True for a file name that is a scan (not a label, backup, segmentation or temporary file)."""
+    name = Path(path).name
+    suffix = _scan_suffix(name)
+    if suffix is None or name.startswith("."):
+        return False
+    stem = name[: -len(suffix)]
+    lower = stem.lower()
+    return not (lower.endswith("_label") or lower.endswith(".bak") or lower.endswith(".seg"))
+
+
+def scan_stem(path: str | os.PathLike) -> str:
+    """Name without the scan suffix (`case.v2.nii.gz` -> `case.v2`); a DICOM folder's stem is its name."""
+    path = Path(path)
+    suffix = _scan_suffix(path.name)
+    if path.is_dir() or suffix is None:
+        return path.name
+    return path.name[: -len(suffix)]
+
+
+def label_path(scan: str | os.PathLike) -> Path:
+    """`<scan stem>_label.nii.gz` next to the scan file or DICOM folder."""
+    scan = Path(scan)
+    return scan.parent / (scan_stem(scan) + LABEL_SUFFIX)
+
+
+def relative_key(scan: str | os.PathLike, folder: str | os.PathLike) -> str:
+    """The scan's path relative to the data folder, with '/' separators: its key in the progress file."""
+    return Path(os.path.relpath(Path(scan).absolute(), Path(folder).absolute())).as_posix()
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """Cheap pre-check before asking GDCM: a .dcm name or the 'DICM' magic after the 128-byte preamble."""
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def is_dicom_folder(folder: str | os.PathLike) -> bool:
+    """True when the folder directly holds files of at least one DICOM series (GDCM finds a series ID)."""
+    folder = Path(folder)
+    try:
+        files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    except OSError:
+        return False
+    if not any(_looks_like_dicom(p) for p in files if not is_scan_file(p)):
+        return False
+    return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+
+
+def _scans_in(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Scan files and visible sub-folders directly in `folder`."""
+    files, dirs = [], []
+    for entry in folder.iterdir():
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            dirs.append(entry)
+        elif entry.is_file() and is_scan_file(entry):
+            files.append(entry)
+    return files, dirs
+
+
+def list_scans(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Scans in a data folder, sorted by their relative key (see the module docstring for the rules)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise VolumeError(f"{folder}: not a folder")
+    files, dirs = _scans_in(folder)
+    scans = list(files)
+    pending = list(dirs)
+    seen = {folder.resolve()}  # symlinked folders must not make the walk loop
+    while pending:
+        sub = pending.pop()
+        if sub.resolve() in seen:
+            continue
+        seen.add(sub.resolve())
+        if is_dicom_folder(sub):
+            scans.append(sub)
+        if recursive:
+            sub_files, sub_dirs = _scans_in(sub)
+            scans.extend(sub_files)
+            pending.extend(sub_dirs)
+    if not scans and is_dicom_folder(folder):
+        return [folder]
+    return sorted(scans, key=lambda p: relative_key(p, folder))
+
+
+def save_label(volume: Volume, mask_kji: np.ndarray, path: str | os.PathLike | None = None) -> Path:
+    """Write the mask on the scan's exact grid (atomic, previous version kept); default path: label_path(scan)."""
+    if path is None:
+        if volume.path is None:
+            raise VolumeError("volume has no file path: give the label path explicitly")
+        path = label_path(volume.path)
+    return volume.write_label(path, mask_kji)
+
+
+def _grid_problem(scan: Volume, label: Volume) -> str | None:
+    """What differs between the two grids (None when they match within GRID_TOL)."""
+    if scan.shape != label.shape:
+        return f"size (k,j,i) {label.shape} != scan {scan.shape}"
+    checks = (("spacing", scan.spacing, label.spacing), ("origin", scan.ijk_to_ras[:3, 3], label.ijk_to_ras[:3, 3]),
+              ("direction", scan.direction, label.direction))
+    for name, want, got in checks:
+        if not np.allclose(want, got, rtol=1e-6, atol=GRID_TOL):
+            return f"{name} {np.round(got, 6).tolist()} != scan {np.round(want, 6).tolist()}"
+    return None
+
+
+def load_label(volume: Volume, path: str | os.PathLike | None = None) -> np.ndarray:
+    """Read a label map [k, j, i] as uint8 (or uint16 for values > 255), checked to lie on the scan's grid."""
+    path = Path(path) if path is not None else label_path(volume.path)
+    label = Volume.from_file(path)
+    problem = _grid_problem(volume, label)
+    if problem:
+        raise VolumeError(f"{path}: label is not on the grid of scan {volume.path or 'volume'}: {problem}")
+    values = label.array
+    if values.size and (values.min() < 0 or values.max() > 65535 or not np.array_equal(values, np.round(values))):
+        raise VolumeError(f"{path}: label values must be whole numbers 0..65535, found {values.min()}..{values.max()}")
+    dtype = np.uint8 if values.size == 0 or values.max() < 256 else np.uint16
+    return values.astype(dtype, copy=False)
