@@ -1,0 +1,47 @@
+"""Shared pytest fixtures: real model packages exported from random-weight networks (session-scoped, seconds)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTING = Path(__file__).resolve().parent
+REPO = TESTING.parent.parent
+# `inference` is importable with EISegMed3D/ on sys.path (as in Slicer); `training` from the repository root.
+for entry in (TESTING, TESTING.parent, REPO):
+    if str(entry) not in sys.path:
+        sys.path.insert(0, str(entry))
+
+
+@pytest.fixture(scope="session")
+def tiny_network():
+    """The dynamic-graph network behind `tiny_model_dir` (same seed, same weights)."""
+    from tiny_nets import make_tiny_net
+
+    return make_tiny_net()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_network) -> Path:
+    """A full model package (model.json, inference.json/.pdmodel/.pdiparams, model.onnx), patch 32^3, kji."""
+    from tiny_nets import TINY_PATCH, tiny_manifest
+    from training.export import export_model
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    export_model(tiny_network, out, tiny_manifest(), TINY_PATCH)
+    return out
+
+
+@pytest.fixture(scope="session")
+def legacy_model_files(tmp_path_factory) -> tuple[Path, Path]:
+    """(.pdmodel, .pdiparams) with the original's I/O: image (1,1,X,Y,Z), clicks (1,3,X,Y,Z), spatial axes dynamic.
+
+    Load it with load_model(pdmodel, params_path=pdiparams, legacy_grid=(64, 64, 12)) to keep tests small.
+    """
+    from tiny_nets import make_tiny_net
+    from training.export import export_legacy_pair
+
+    out = tmp_path_factory.mktemp("legacy_model")
+    shapes = [("image", [1, 1, None, None, None]), ("clicks", [1, 3, None, None, None])]
+    return export_legacy_pair(make_tiny_net(seed=1), out / "eiseg_med3d_legacy", shapes)
