@@ -50,6 +50,7 @@ class InteractiveSession:
         self.volume: Volume | None = None
         self._stats = None
         self.mask: np.ndarray | None = None
+        self._mask_box = None  # bounding box of self.mask, kept up to date so a click never scans the whole mask
         self.clicks: list[Click] = []
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
@@ -63,6 +64,7 @@ class InteractiveSession:
         self._stats = intensity_stats(volume.array, self.manifest["normalization"], str(name))
         self.volume = volume
         self.mask = np.zeros(volume.shape, dtype=np.uint8)
+        self._mask_box = None
         self.clicks, self._undo, self._redo = [], [], []
 
     def set_mask(self, mask_kji: np.ndarray) -> None:
@@ -72,12 +74,14 @@ class InteractiveSession:
         if mask_kji.shape != self.volume.shape:
             raise SessionError(f"mask shape {mask_kji.shape} does not match the scan {self.volume.shape}")
         self.mask = (mask_kji > 0).astype(np.uint8)
+        self._mask_box = bounding_box(self.mask)
         self.clicks, self._undo, self._redo = [], [], []
 
     def reset(self) -> None:
         """Forget the object: empty mask, no clicks, no history."""
         self._require_volume()
         self.mask = np.zeros(self.volume.shape, dtype=np.uint8)
+        self._mask_box = None
         self.clicks, self._undo, self._redo = [], [], []
 
     # --- clicks ----------------------------------------------------------------------------------------------
@@ -124,16 +128,16 @@ class InteractiveSession:
         if point.shape != (3,) or not np.all(np.isfinite(point)):
             raise ClickError(f"click {ijk if ras is None else ras} is not a finite 3D point")
         if not self.volume.contains_ijk(point):
-            where = f"RAS {tuple(np.round(ras, 2))}" if ras is not None else "IJK"
-            raise ClickError(f"click at {where} = voxel {tuple(np.round(point, 2))} is outside the scan "
-                             f"{self.volume.path or ''} of size (i, j, k) {self.volume.shape[::-1]}")
+            where = f"RAS {_fmt(ras)} = voxel (i, j, k) {_fmt(point)}" if ras is not None else f"voxel (i, j, k) {_fmt(point)}"
+            scan = f" {self.volume.path}" if self.volume.path else ""
+            raise ClickError(f"click at {where} is outside the scan{scan} of size (i, j, k) {self.volume.shape[::-1]}")
         return point
 
     def _predict(self, clicks) -> tuple:
         """Run the model, zooming out while the object touches an ROI face inside the scan."""
         volume, manifest = self.volume, self.manifest
         spacing_kji = volume.spacing[::-1]
-        mask_box = bounding_box(self.mask)
+        mask_box = self._mask_box
         points = [c.kji for c in clicks]
         max_zoom = manifest["spacing_policy"].get("max_zoom_out", 1)
         zoom, model_s, runs = 1.0, 0.0, 0
@@ -153,6 +157,7 @@ class InteractiveSession:
 
     def _apply(self, step: _Step, forward: bool) -> None:
         self.mask[step.box] = step.after if forward else step.before
+        self._mask_box = _updated_box(self.mask, self._mask_box, step.box)
         self.clicks = list(step.clicks_after if forward else step.clicks_before)
 
     def _replay(self, source: list, target: list, forward: bool) -> ClickResult:
@@ -165,6 +170,19 @@ class InteractiveSession:
         target.append(step)
         old, new = (step.before, step.after) if forward else (step.after, step.before)
         return ClickResult(self.mask, changed_box(old, new, step.box), time.perf_counter() - started, 0.0, 0)
+
+
+def _fmt(point) -> str:
+    """(1.5, 2.0, -3.25): plain numbers, not numpy reprs, in messages."""
+    return "(" + ", ".join(f"{float(v):.6g}" for v in np.asarray(point, dtype=np.float64).ravel()) + ")"
+
+
+def _updated_box(mask: np.ndarray, old_box, changed: tuple):
+    """The mask's bounding box after `changed` was rewritten: only old box + changed box can hold voxels."""
+    region = changed if old_box is None else tuple(slice(min(a.start, b.start), max(a.stop, b.stop))
+                                                   for a, b in zip(old_box, changed))
+    local = bounding_box(mask[region])
+    return None if local is None else tuple(slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, local))
 
 
 def _touches_inner_face(mask_patch: np.ndarray, roi, scan_shape) -> bool:

@@ -9,6 +9,7 @@ import SimpleITK as sitk
 
 from .atomic import atomic_write
 from .errors import VolumeError
+from .nifti_check import nifti_problem
 
 # ITK works in LPS; Slicer and this engine in RAS. The two differ by flipping the first two axes.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -97,11 +98,15 @@ class Volume:
         path = Path(path)
         if not path.exists():
             raise VolumeError(f"{path}: no such file or folder")
+        problem = nifti_problem(path) if path.is_file() else None  # ITK reads short NIfTI data as zeros
+        if problem:
+            raise VolumeError(f"{path}: {problem}")
         try:
             image = _read_dicom_folder(path) if path.is_dir() else sitk.ReadImage(str(path))
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()
-            detail = next((line for line in reason if "ERROR" in line or "Exception" in line), reason[-1] if reason else "")
+            # ITK's first line is only the source location of the throw; the reason is on the ERROR line.
+            detail = next((line.split("ERROR:", 1)[-1] for line in reason if "ERROR" in line), reason[-1] if reason else "")
             raise VolumeError(f"{path}: cannot read image (corrupt, truncated or not an image): {detail.strip()[:200]}") from exc
         return cls.from_sitk(image, path)
 
