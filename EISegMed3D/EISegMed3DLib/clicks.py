@@ -1,0 +1,62 @@
+"""The clicks of one segment: world RAS points with a sign, kept in a segment tag so a segment can be resumed."""
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+import numpy as np
+import vtk
+
+CLICKS_TAG = "EISegMed3D.clicks"
+SAME_POINT_MM = 1e-3  # a control point that moved less than this is the same click
+
+
+class WorldClick(NamedTuple):
+    ras: tuple  # world RAS mm
+    positive: bool
+
+
+def make_clicks(positive=(), negative=()) -> list:
+    return [WorldClick(tuple(float(v) for v in p), True) for p in positive] + \
+           [WorldClick(tuple(float(v) for v in p), False) for p in negative]
+
+
+def _same(a: WorldClick, b: WorldClick) -> bool:
+    return a.positive == b.positive and np.linalg.norm(np.subtract(a.ras, b.ras)) < SAME_POINT_MM
+
+
+def plan(applied: list, wanted: list) -> tuple:
+    """Compare the clicks already applied with the points now wanted.
+
+    Returns (append_only, ordered): when every applied click is still there unchanged, `ordered` is the applied
+    list plus the new points (only those need to run); otherwise a point was moved or deleted and `ordered`
+    (surviving clicks in their old order, then new points) must be replayed from the seed.
+    """
+    remaining = list(wanted)
+    kept = []
+    for click in applied:
+        match = next((w for w in remaining if _same(w, click)), None)
+        if match is not None:
+            remaining.remove(match)
+            kept.append(click)
+    return len(kept) == len(applied), kept + remaining
+
+
+def read_tag(segment) -> list:
+    """Clicks stored on a segment (empty when none or unreadable: a damaged tag must not block editing)."""
+    text = vtk.reference("")
+    if segment is None or not segment.GetTag(CLICKS_TAG, text):
+        return []
+    try:
+        return [WorldClick(tuple(float(v) for v in c["ras"]), bool(c["positive"])) for c in json.loads(str(text))]
+    except (ValueError, TypeError, KeyError):
+        return []
+
+
+def write_tag(segment, clicks: list) -> None:
+    if segment is None:
+        return
+    if clicks:
+        segment.SetTag(CLICKS_TAG, json.dumps([{"ras": list(c.ras), "positive": c.positive} for c in clicks]))
+    else:
+        segment.RemoveTag(CLICKS_TAG)
