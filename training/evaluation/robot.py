@@ -1,0 +1,69 @@
+"""The deterministic simulated user of the evaluation protocol (shared/docs/evaluation_protocol.md).
+
+Error = ground truth XOR prediction; take its largest 26-connected component; click at the voxel of maximum
+Euclidean distance to that component's border, the distance transform computed inside the component's bounding
+box padded by one voxel (so the box edge and the scan edge count as border). Distances are in millimetres
+(`variant="mm"`, primary for anisotropic MRI) or in voxels (`variant="voxel"`). The click is positive when the
+component is missed foreground. Ties: the lowest flat index of the [k, j, i] array. No randomness.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+VARIANTS = ("mm", "voxel")
+_FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
+
+
+def _box(mask: np.ndarray) -> tuple | None:
+    """Tight (k, j, i) slices around the non-zero voxels, or None when there are none."""
+    found = ndimage.find_objects(mask.astype(np.uint8))
+    return found[0] if found else None
+
+
+def largest_component(error: np.ndarray) -> np.ndarray | None:
+    """Boolean mask of the largest 26-connected component; ties go to the one met first in flat order."""
+    labels, count = ndimage.label(error, structure=_FULL)
+    if count == 0:
+        return None
+    sizes = np.bincount(labels.ravel())[1:]
+    # label() numbers components in order of their first voxel, and argmax takes the first maximum.
+    return labels == (int(np.argmax(sizes)) + 1)
+
+
+def deepest_voxel(component: np.ndarray, spacing_kji=None) -> tuple[int, int, int]:
+    """(k, j, i) of the component voxel farthest from its border; ties -> lowest flat index."""
+    box = _box(component)
+    crop = np.pad(component[box], 1)  # padding: the bounding box edge is outside the component
+    distance = ndimage.distance_transform_edt(crop, sampling=spacing_kji)
+    flat = int(np.argmax(distance))  # first maximum in C order == lowest flat index of the full array
+    local = np.unravel_index(flat, crop.shape)
+    return tuple(int(local[a] - 1 + box[a].start) for a in range(3))
+
+
+def next_click(gt: np.ndarray, pred: np.ndarray | None, spacing_ijk=None, variant: str = "mm"):
+    """The simulated user's next click as ((i, j, k), positive), or None when the prediction is perfect.
+
+    gt, pred: [k, j, i] masks on the same grid (pred None or empty for the first click); spacing_ijk: voxel
+    size in mm along (i, j, k) as Volume.spacing gives it, used by the "mm" variant.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown click variant {variant!r}; use one of {VARIANTS}")
+    gt = np.asarray(gt) > 0
+    pred = np.zeros_like(gt) if pred is None else np.asarray(pred) > 0
+    if gt.shape != pred.shape:
+        raise ValueError(f"prediction shape {pred.shape} does not match the ground truth {gt.shape}")
+    error = gt ^ pred
+    region = _box(error)  # the error lies inside this box: label and measure only there (scans are large)
+    if region is None:
+        return None
+    component = largest_component(error[region])
+    if variant == "mm":
+        if spacing_ijk is None:
+            raise ValueError("the mm variant needs the voxel spacing")
+        sampling = tuple(float(s) for s in np.asarray(spacing_ijk, dtype=np.float64)[::-1])
+    else:
+        sampling = None
+    k, j, i = deepest_voxel(component, sampling)
+    k, j, i = k + region[0].start, j + region[1].start, i + region[2].start
+    return (i, j, k), bool(gt[k, j, i])
