@@ -235,7 +235,8 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         requirements = self.resourcePath("requirements.txt")
         with slicer.util.tryWithErrorDisplay("Installing the dependencies failed", waitCursor=True):
             if hasattr(slicer, "packaging") and hasattr(slicer.packaging, "pip_ensure"):
-                slicer.packaging.pip_ensure(open(requirements).read().split("\n"))
+                lines = [line.strip() for line in open(requirements, encoding="utf-8")]
+                slicer.packaging.pip_ensure([line for line in lines if line and not line.startswith("#")])
             else:
                 slicer.util.pip_install(f"-r {requirements}")
             return True
