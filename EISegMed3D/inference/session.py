@@ -128,7 +128,8 @@ class InteractiveSession:
         if point.shape != (3,) or not np.all(np.isfinite(point)):
             raise ClickError(f"click {ijk if ras is None else ras} is not a finite 3D point")
         if not self.volume.contains_ijk(point):
-            where = f"RAS {_fmt(ras)} = voxel (i, j, k) {_fmt(point)}" if ras is not None else f"voxel (i, j, k) {_fmt(point)}"
+            where = f"voxel (i, j, k) {_fmt(point)}"
+            where = f"RAS {_fmt(ras)} = {where}" if ras is not None else where
             scan = f" {self.volume.path}" if self.volume.path else ""
             raise ClickError(f"click at {where} is outside the scan{scan} of size (i, j, k) {self.volume.shape[::-1]}")
         return point
