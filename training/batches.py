@@ -1,0 +1,94 @@
+"""The training data stream: examples made in worker processes, deterministic per (seed, step, slot).
+
+A step's examples depend only on the seed and the step number, so a resumed run sees exactly the data an
+uninterrupted one would have seen.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from pathlib import Path
+
+import numpy as np
+
+from .clicks import error_click
+from .data import load_cache
+from .sampler import make_example, object_boxes, to_arrays
+
+_STATE: dict = {}
+
+
+def _init_worker(cache_dir: str, keys: list, manifest: dict) -> None:
+    cases = load_cache(Path(cache_dir), keys)
+    for case in cases:
+        case["boxes"] = object_boxes(case["label"])
+    _STATE.update(cases=cases, manifest=manifest)
+
+
+def _example(seed_tuple) -> dict:
+    rng = np.random.default_rng(seed_tuple)
+    cases = _STATE["cases"]
+    while True:
+        example = make_example(rng, cases[int(rng.integers(len(cases)))], _STATE["manifest"])
+        if example is not None:
+            example["rng"] = rng.bit_generator.state
+            return example
+
+
+def _next_click(args) -> dict:
+    """Feed the model's prediction back as the previous mask and add one corrective click."""
+    example, prediction = args
+    rng = np.random.default_rng()
+    rng.bit_generator.state = example["rng"]
+    click = error_click(rng, example["gt"], prediction, example["voxel_mm"])
+    example["previous"] = prediction.astype(np.float32)
+    if click is not None and click[0] is not None:
+        example["clicks"] = example["clicks"] + [click]
+    example["rng"] = rng.bit_generator.state
+    return example
+
+
+class ExampleStream:
+    """Batches of examples, with `workers` processes (0: in this process)."""
+
+    def __init__(self, cache_dir, keys, manifest: dict, batch_size: int, seed: int, workers: int = 0):
+        self.batch_size, self.seed, self.manifest = batch_size, seed, manifest
+        args = (str(cache_dir), list(keys), manifest)
+        self._pending = None
+        if workers > 0:
+            self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=args)
+            self._map = lambda fn, items: self.pool.map(fn, items, chunksize=1)
+        else:
+            self.pool = None
+            _init_worker(*args)
+            self._map = lambda fn, items: [fn(item) for item in items]
+
+    def _seeds(self, step: int) -> list:
+        return [(self.seed, step, slot) for slot in range(self.batch_size)]
+
+    def batch(self, step: int) -> list[dict]:
+        """The examples of `step`; with worker processes the next step's are prepared meanwhile."""
+        if self.pool is None:
+            return self._map(_example, self._seeds(step))
+        pending, self._pending = self._pending, None
+        examples = pending[1].get() if pending and pending[0] == step else self._map(_example, self._seeds(step))
+        self._pending = (step + 1, self.pool.map_async(_example, self._seeds(step + 1), chunksize=1))
+        return examples
+
+    def add_error_clicks(self, examples: list[dict], predictions: np.ndarray) -> list[dict]:
+        return self._map(_next_click, list(zip(examples, predictions)))
+
+    def arrays(self, examples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pairs = [to_arrays(e, self.manifest) for e in examples]
+        images = np.stack([p[0] for p in pairs])
+        clicks = np.stack([p[1] for p in pairs])
+        targets = np.stack([e["gt"][None] for e in examples]).astype(np.float32)
+        return images, clicks, targets
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+
+
+def read_json(path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,88 @@
+"""Interactive VNet for CPU inference: a small 3D residual encoder-decoder.
+
+Inputs: image (N, 1, D, H, W) and click channels (N, 3, D, H, W) = [previous mask, positive balls, negative
+balls], concatenated at the input. Output: foreground logits (N, 1, D, H, W). Full-resolution layers are kept
+narrow because they dominate the cost of a click on a CPU.
+"""
+from __future__ import annotations
+
+import paddle
+from paddle import nn
+
+
+class ConvNormAct(nn.Layer):
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1):
+        super().__init__()
+        self.conv = nn.Conv3D(cin, cout, kernel, stride=stride, padding=(kernel - 1) // 2 if stride == 1 else 0)
+        self.norm = nn.InstanceNorm3D(cout)
+        self.act = nn.LeakyReLU(0.01)
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class ResidualStage(nn.Layer):
+    """`depth` 3x3x3 convolutions with a skip around them (the VNet stage)."""
+
+    def __init__(self, channels: int, depth: int):
+        super().__init__()
+        self.convs = nn.LayerList([ConvNormAct(channels, channels) for _ in range(depth)])
+
+    def forward(self, x):
+        y = x
+        for conv in self.convs:
+            y = conv(y)
+        return x + y
+
+
+class InteractiveVNet(nn.Layer):
+    def __init__(self, base: int = 8, levels: int = 4, depths=(1, 2, 2, 2, 2)):
+        super().__init__()
+        widths = [base * 2 ** i for i in range(levels + 1)]
+        self.stem = ConvNormAct(4, widths[0])
+        self.encoders = nn.LayerList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
+        self.downs = nn.LayerList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
+        self.ups = nn.LayerList([nn.Conv3DTranspose(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
+        self.merges = nn.LayerList([ConvNormAct(2 * widths[i], widths[i]) for i in range(levels)])
+        self.decoders = nn.LayerList([ResidualStage(widths[i], 1) for i in range(levels)])
+        self.head = nn.Conv3D(widths[0], 1, 1)
+
+    def forward(self, image, clicks):
+        x = self.stem(paddle.concat([image, clicks], axis=1))
+        skips = []
+        for level, encoder in enumerate(self.encoders):
+            x = encoder(x)
+            if level < len(self.downs):
+                skips.append(x)
+                x = self.downs[level](x)
+        for level in reversed(range(len(self.ups))):
+            x = self.ups[level](x)
+            x = self.merges[level](paddle.concat([x, skips[level]], axis=1))
+            x = self.decoders[level](x)
+        return self.head(x)
+
+
+def build_network(config: dict) -> InteractiveVNet:
+    net = config.get("network", {})
+    return InteractiveVNet(base=net.get("base", 8), levels=net.get("levels", 4), depths=tuple(net.get("depths", (1, 2, 2, 2, 2))))
+
+
+def parameter_count(layer: nn.Layer) -> int:
+    return int(sum(p.numel() for p in layer.parameters()))
+
+
+def load_weights(net: nn.Layer, path) -> None:
+    """Load a Paddle checkpoint (.pdparams) or weights trained by the PyTorch twin (.npz, Paddle names)."""
+    import numpy as np
+
+    path = str(path)
+    if path.endswith(".npz"):
+        with np.load(path) as arrays:
+            state = {name: paddle.to_tensor(arrays[name]) for name in arrays.files}
+    else:
+        state = paddle.load(path)
+    expected = set(net.state_dict())
+    if set(state) != expected:
+        raise ValueError(f"{path}: weights do not match the network (missing {sorted(expected - set(state))[:5]}, "
+                         f"unexpected {sorted(set(state) - expected)[:5]})")
+    net.set_state_dict(state)

@@ -1,0 +1,158 @@
+"""A PyTorch twin of the training back end, for GPU machines that have PyTorch but cannot install Paddle.
+
+The lent GPU machine of this project has no Paddle and no network, and a CUDA Paddle wheel is far over what
+can be carried to it. This twin trains the SAME network (identical layer names and tensor layouts) with the
+SAME data stream and loop (training.train.run); `to_paddle` then writes a Paddle checkpoint, so export,
+evaluation and deployment stay Paddle. Users with paddlepaddle-gpu train with `python -m training.train`.
+
+    python -m training.torch_bridge --config training/configs/gpu.json --time-limit 420
+    python -m training.torch_bridge --to-paddle runs/gpu/torch_model.pt --config ... --run-dir runs/gpu
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvNormAct(nn.Module):
+    def __init__(self, cin, cout, kernel=3, stride=1):
+        super().__init__()
+        self.conv = nn.Conv3d(cin, cout, kernel, stride=stride, padding=(kernel - 1) // 2 if stride == 1 else 0)
+        self.norm = nn.InstanceNorm3d(cout, affine=True, eps=1e-5)
+        self.act = nn.LeakyReLU(0.01)
+
+    def forward(self, x):
+        return self.act(self.norm(self.conv(x)))
+
+
+class ResidualStage(nn.Module):
+    def __init__(self, channels, depth):
+        super().__init__()
+        self.convs = nn.ModuleList([ConvNormAct(channels, channels) for _ in range(depth)])
+
+    def forward(self, x):
+        y = x
+        for conv in self.convs:
+            y = conv(y)
+        return x + y
+
+
+class InteractiveVNet(nn.Module):
+    """Mirror of training.network.InteractiveVNet (same parameter names; InstanceNorm weight = Paddle scale)."""
+
+    def __init__(self, base=8, levels=4, depths=(1, 2, 2, 2, 2)):
+        super().__init__()
+        widths = [base * 2 ** i for i in range(levels + 1)]
+        self.stem = ConvNormAct(4, widths[0])
+        self.encoders = nn.ModuleList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
+        self.downs = nn.ModuleList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
+        self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
+        self.merges = nn.ModuleList([ConvNormAct(2 * widths[i], widths[i]) for i in range(levels)])
+        self.decoders = nn.ModuleList([ResidualStage(widths[i], 1) for i in range(levels)])
+        self.head = nn.Conv3d(widths[0], 1, 1)
+
+    def forward(self, image, clicks):
+        x = self.stem(torch.cat([image, clicks], dim=1))
+        skips = []
+        for level, encoder in enumerate(self.encoders):
+            x = encoder(x)
+            if level < len(self.downs):
+                skips.append(x)
+                x = self.downs[level](x)
+        for level in reversed(range(len(self.ups))):
+            x = self.ups[level](x)
+            x = self.merges[level](torch.cat([x, skips[level]], dim=1))
+            x = self.decoders[level](x)
+        return self.head(x)
+
+
+def paddle_state(net: nn.Module) -> dict:
+    """Torch state dict -> numpy arrays under Paddle's parameter names."""
+    out = {}
+    for name, value in net.state_dict().items():
+        if ".norm.weight" in name:
+            name = name.replace(".norm.weight", ".norm.scale")
+        out[name] = value.detach().cpu().numpy()
+    return out
+
+
+class TorchTrainer:
+    def __init__(self, config: dict):
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        torch.manual_seed(config["seed"])
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        net = config.get("network", {})
+        self.net = InteractiveVNet(net.get("base", 8), net.get("levels", 4), tuple(net.get("depths", (1, 2, 2, 2, 2)))).to(self.device)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
+
+    def predict(self, images, clicks):
+        self.net.eval()
+        with torch.no_grad():
+            logits = self.net(torch.from_numpy(images).to(self.device), torch.from_numpy(clicks).to(self.device))
+        return torch.sigmoid(logits)[:, 0].cpu().numpy()
+
+    def train_step(self, images, clicks, targets, lr):
+        self.net.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        logits = self.net(torch.from_numpy(images).to(self.device), torch.from_numpy(clicks).to(self.device))
+        targets = torch.from_numpy(targets).to(self.device)
+        prob = torch.sigmoid(logits)
+        dims = (1, 2, 3, 4)
+        dice = 1 - (2 * (prob * targets).sum(dims) + 1) / (prob.sum(dims) + targets.sum(dims) + 1)
+        loss = F.binary_cross_entropy_with_logits(logits, targets) + dice.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+        self.optimizer.step()
+        return float(loss)
+
+    def save(self, run_dir: Path, step: int) -> None:
+        tmp = run_dir / "torch_checkpoint.pt.tmp"
+        torch.save({"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": int(step)}, tmp)
+        os.replace(tmp, run_dir / "torch_checkpoint.pt")
+        np.savez(run_dir / "paddle_weights.npz", **paddle_state(self.net))
+        (run_dir / "step.txt").write_text(str(step))
+
+    def resume(self, run_dir: Path) -> int:
+        path = run_dir / "torch_checkpoint.pt"
+        if not path.exists():
+            return 0
+        state = torch.load(path, map_location=self.device, weights_only=False)  # our own checkpoint
+        self.net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"])
+
+
+def main(argv=None) -> int:
+    from .train import ROOT, load_config, run
+
+    parser = argparse.ArgumentParser(description="Train with the PyTorch twin (GPU machines without Paddle).")
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--run-dir", type=Path)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--time-limit", type=float)
+    parser.add_argument("--init", type=Path, help="start from these weights (.npz, Paddle names), e.g. a previous run's")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    trainer = TorchTrainer(config)
+    if args.init:
+        with np.load(args.init) as arrays:
+            state = {name.replace(".norm.scale", ".norm.weight"): torch.from_numpy(arrays[name]) for name in arrays.files}
+        trainer.net.load_state_dict(state)
+    run_dir = args.run_dir or ROOT / "runs" / config["name"]
+    summary = run(config, trainer, run_dir, args.steps, args.time_limit)
+    print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s "
+          f"({3600 * summary['steps_done'] / max(summary['seconds'], 1e-9):.0f} steps/hour) on {trainer.device}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

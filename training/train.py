@@ -1,0 +1,98 @@
+"""Iterative click-simulation training (Paddle): `python -m training.train --config training/configs/cpu.json`.
+
+Each step: draw a batch with starting clicks, run 0..N no-grad passes that feed the prediction back as the
+previous mask and add an error-driven click, then one gradient step on the last pass. Checkpoints hold the
+weights, optimiser, and step, so a stopped run resumes exactly (the data stream depends on seed and step only).
+Several GPUs: `python -m paddle.distributed.launch -m training.train --config ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .batches import ExampleStream, read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_config(path) -> dict:
+    config = read_json(path)
+    for key in ("manifest", "split", "cache"):
+        if key in config and not Path(config[key]).is_absolute():
+            config[key] = str(ROOT / config[key])
+    return config
+
+
+def learning_rate(config: dict, step: int, time_fraction: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak, by steps or by the time limit, whichever is further."""
+    peak, warmup, total = config["lr"], config.get("warmup", 100), config["steps"]
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_fraction))
+    return peak * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
+def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_limit_s: float | None = None) -> dict:
+    """The training loop shared by every framework back end (`trainer` does the maths)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    start_step = trainer.resume(run_dir)
+    total = config["steps"] if steps is None else min(config["steps"], start_step + steps)
+    manifest = read_json(config["manifest"])
+    stream = ExampleStream(config["cache"], read_json(config["split"])["train"], manifest, config["batch_size"],
+                           config["seed"], config.get("workers", 0))
+    rng = np.random.default_rng([config["seed"], 7])
+    log = open(run_dir / "log.jsonl", "a")
+    started = time.time()
+    step = start_step
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(range(start_step, total), initial=start_step, total=config["steps"], desc=config.get("name", "train"))
+        for step in bar:
+            examples = stream.batch(step)
+            passes = np.random.default_rng([config["seed"], step, 1]).integers(0, config.get("max_click_passes", 3) + 1)
+            for _ in range(passes):
+                images, clicks, _ = stream.arrays(examples)
+                examples = stream.add_error_clicks(examples, trainer.predict(images, clicks) > 0.5)
+            images, clicks, targets = stream.arrays(examples)
+            time_fraction = (time.time() - started) / time_limit_s if time_limit_s else 0.0
+            loss = trainer.train_step(images, clicks, targets, learning_rate(config, step, time_fraction))
+            bar.set_postfix(loss=f"{loss:.3f}", passes=int(passes))
+            log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(time.time() - started, 1)}) + "\n")
+            done = step + 1
+            if done % config.get("checkpoint_every", 50) == 0 or done == total:
+                trainer.save(run_dir, done)
+                log.flush()
+            if time_limit_s and time.time() - started > time_limit_s:
+                trainer.save(run_dir, done)
+                break
+    finally:
+        stream.close()
+        log.close()
+    return {"steps_done": step + 1 - start_step, "seconds": time.time() - started}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default runs/<config name>)")
+    parser.add_argument("--steps", type=int, help="stop after this many more steps (resume later)")
+    parser.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many seconds")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    from .paddle_trainer import PaddleTrainer
+
+    trainer = PaddleTrainer(config)
+    run_dir = args.run_dir or ROOT / "runs" / config["name"]
+    summary = run(config, trainer, run_dir, args.steps, args.time_limit)
+    print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s "
+          f"({3600 * summary['steps_done'] / max(summary['seconds'], 1e-9):.0f} steps/hour) on {trainer.device}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
