@@ -82,11 +82,15 @@ def main(argv=None) -> int:
     parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default runs/<config name>)")
     parser.add_argument("--steps", type=int, help="stop after this many more steps (resume later)")
     parser.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many seconds")
+    parser.add_argument("--init", type=Path, help="weights to start a new run from (.pdparams, or .npz from the PyTorch twin)")
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    from .network import load_weights
     from .paddle_trainer import PaddleTrainer
 
     trainer = PaddleTrainer(config)
+    if args.init:
+        load_weights(trainer.net, args.init)  # a checkpoint in the run folder, if any, still wins (resume)
     run_dir = args.run_dir or ROOT / "runs" / config["name"]
     summary = run(config, trainer, run_dir, args.steps, args.time_limit)
     print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s "
