@@ -57,7 +57,7 @@ def test_shortcuts_do_not_clash_with_the_segment_editor():
 
 def listed(cmake: Path) -> set:
     text = cmake.read_text()
-    return {line.strip() for line in text.splitlines() if line.startswith("  ") and "." in line and " " not in line.strip()}
+    return {line.strip() for line in text.splitlines() if line.startswith("  ") and ("." in line or "/" in line) and " " not in line.strip()}
 
 
 def test_cmake_lists_every_python_file_and_resource():
