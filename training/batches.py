@@ -91,4 +91,4 @@ class ExampleStream:
 
 
 def read_json(path) -> dict:
-    return json.loads(Path(path).read_text())
+    return json.loads(Path(path).read_text(encoding="utf-8"))

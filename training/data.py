@@ -21,14 +21,14 @@ def case_keys(data_root: Path) -> list[str]:
     """'folder/case_XXX' for every case listed in a dataset.json under `data_root`."""
     keys = []
     for meta_path in sorted(Path(data_root).glob("*/dataset.json")):
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         keys += [f"{meta_path.parent.name}/{c['case']}" for c in meta["cases"]]
     return keys
 
 
 def case_record(data_root: Path, key: str) -> dict:
     folder, case = key.split("/")
-    meta = json.loads((Path(data_root) / folder / "dataset.json").read_text())
+    meta = json.loads((Path(data_root) / folder / "dataset.json").read_text(encoding="utf-8"))
     record = next(c for c in meta["cases"] if c["case"] == case)
     return {**record, "image": str(Path(data_root) / folder / record["image"]),
             "label": str(Path(data_root) / folder / record["label"])}
@@ -81,8 +81,8 @@ def main(argv=None) -> int:
     parser.add_argument("--manifest", type=Path, default=Path(__file__).with_name("configs") / "manifest_base.json")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    manifest = json.loads(args.manifest.read_text())
-    split = json.loads(args.split.read_text())
+    manifest = json.loads(args.manifest.read_text(encoding="utf-8"))
+    split = json.loads(args.split.read_text(encoding="utf-8"))
     args.out.mkdir(parents=True, exist_ok=True)
     for key in split["train"] + split["val"]:
         target = args.out / (key.replace("/", "__") + ".npz")

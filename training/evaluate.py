@@ -41,7 +41,7 @@ def _split_cases(split: Path | None, subset: str):
         return None
     if not split.is_file():
         raise SystemExit(f"{split}: split file not found")
-    lists = json.loads(split.read_text())
+    lists = json.loads(split.read_text(encoding="utf-8"))
     if subset not in lists or not isinstance(lists[subset], list):
         raise SystemExit(f"{split}: has no list {subset!r} (lists: {', '.join(k for k, v in lists.items() if isinstance(v, list))})")
     return lists[subset]
@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     paths = run(args, command="python -m training.evaluate " + shlex.join(argv))
-    print(paths["markdown"].read_text().split("## Per dataset")[0])
+    print(paths["markdown"].read_text(encoding="utf-8").split("## Per dataset")[0])
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

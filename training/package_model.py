@@ -20,7 +20,7 @@ def package(config: dict, weights: Path, out: Path, name: str, description: str,
     net = build_network(config)
     load_weights(net, weights)
     net.eval()
-    manifest = json.loads(Path(config["manifest"]).read_text())
+    manifest = json.loads(Path(config["manifest"]).read_text(encoding="utf-8"))
     manifest.update(name=name, description=description,
                     network={"class": "training.network.InteractiveVNet", **config.get("network", {}),
                              "parameters": parameter_count(net)},
@@ -31,7 +31,7 @@ def package(config: dict, weights: Path, out: Path, name: str, description: str,
 def set_validation(package_dir: Path, validation: dict) -> None:
     """Record validation metrics in an exported package's manifest (weights and their hashes unchanged)."""
     path = Path(package_dir) / "model.json"
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest["validation"] = validation
     path.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
 
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--training-note", type=Path, help="JSON file with the training summary to put in the manifest")
     parser.add_argument("--default", action="store_true", help="make this the bundled default model")
     args = parser.parse_args(argv)
-    training = json.loads(args.training_note.read_text()) if args.training_note else {}
+    training = json.loads(args.training_note.read_text(encoding="utf-8")) if args.training_note else {}
     manifest = package(load_config(args.config), args.weights, args.out, args.name, args.description, training)
     print(json.dumps(manifest.get("export", {}), indent=1))
     if args.default:

@@ -68,4 +68,4 @@ class PaddleTrainer:
             return 0
         self.net.set_state_dict(paddle.load(str(run_dir / "model.pdparams")))
         self.optimizer.set_state_dict(paddle.load(str(run_dir / "optimizer.pdopt")))
-        return int((run_dir / "step.txt").read_text())
+        return int((run_dir / "step.txt").read_text(encoding="utf-8"))

@@ -201,7 +201,7 @@ def test_demo_writes_png_label_and_progress(tiny_model_dir, tmp_path, capsys):
            (reference.GetOrigin(), reference.GetSpacing(), reference.GetDirection())
     values = set(np.unique(sitk.GetArrayFromImage(written)))
     assert values == {0, 22}  # L3 in the reference's numbering
-    data = json.loads((out_dir / PROGRESS_NAME).read_text())
+    data = json.loads((out_dir / PROGRESS_NAME).read_text(encoding="utf-8"))
     assert data["labels"] == [{"name": "L3", "labelValue": 22}] and data["leftOff"] == scan.name
     assert data["scans"][scan.name]["clicks"] == 3 and data["scans"][scan.name]["status"] == "in_progress"
     click_lines = [line for line in out.splitlines() if line.startswith("click ")]

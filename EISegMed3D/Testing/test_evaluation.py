@@ -194,11 +194,11 @@ def test_evaluate_end_to_end_with_the_real_engine(tiny_model_dir, tiny_data, tmp
     assert main([str(tiny_data), "--model", str(tiny_model_dir), "--backend", "onnx", "--threads", "1",
                  "--max-clicks", "2", "--baselines", "growcut", "--split", str(split), "--subset", "val",
                  "--out", str(out), "--quiet"]) == 0
-    document = json.loads((out / "evaluation.json").read_text())
+    document = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
     assert document["settings"]["objects"] == 2 and set(document["runs"]) == {"model", "growcut"}
     assert {o["case"] for o in document["runs"]["growcut"]["objects"]} == {"case_001"}
     assert set(document["runs"]["model"]["aggregates"]["per_structure"]) == {"vertebral body", "intervertebral disc"}
-    table = (out / "evaluation.md").read_text()
+    table = (out / "evaluation.md").read_text(encoding="utf-8")
     assert "NoC@85" in table and "Grow from seeds" in table and "tiny_spine" in table
     png = (out / "dice_vs_clicks.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

@@ -30,7 +30,7 @@ def copy_package(src, tmp_path):
 
 def edit_manifest(folder, **changes):
     path = folder / "model.json"
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     manifest.update(changes)
     path.write_text(json.dumps(manifest))
 
@@ -45,7 +45,7 @@ def click_ball(patch, center, radius=2):
 def test_export_writes_every_format_with_hashes_and_parity(tiny_model_dir):
     import onnx
 
-    manifest = json.loads((tiny_model_dir / "model.json").read_text())
+    manifest = json.loads((tiny_model_dir / "model.json").read_text(encoding="utf-8"))
     assert manifest["format_version"] == 1 and manifest["patch_shape"] == [32, 32, 32]
     assert manifest["files"]["paddle"] == {"graph": "inference.json", "params": "inference.pdiparams"}
     assert manifest["files"]["paddle_legacy"]["graph"] == "inference.pdmodel"

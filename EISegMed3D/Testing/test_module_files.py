@@ -37,7 +37,7 @@ def test_ui_parses_and_holds_every_control():
 def test_module_file_compiles_and_is_found_by_the_extension_wizard(tmp_path):
     source = MODULE / "EISegMed3D.py"
     py_compile.compile(str(source), cfile=str(tmp_path / "m.pyc"), doraise=True)
-    text = source.read_text()
+    text = source.read_text(encoding="utf-8")
     assert "from slicer.ScriptedLoadableModule import *" in text
     assert re.search(r"^class EISegMed3D\(ScriptedLoadableModule\):", text, re.M)
     for cls in ("EISegMed3DWidget", "EISegMed3DLogic", "EISegMed3DTest"):
@@ -47,7 +47,7 @@ def test_module_file_compiles_and_is_found_by_the_extension_wizard(tmp_path):
 
 
 def test_shortcuts_do_not_clash_with_the_segment_editor():
-    text = (MODULE / "EISegMed3D.py").read_text()
+    text = (MODULE / "EISegMed3D.py").read_text(encoding="utf-8")
     keys = re.findall(r'^\s+\("([^"]+)", "on|^\s+\("([^"]+)", "set', text, re.M)
     keys = [a or b for a, b in keys]
     assert len(keys) >= 9
@@ -56,7 +56,7 @@ def test_shortcuts_do_not_clash_with_the_segment_editor():
 
 
 def listed(cmake: Path) -> set:
-    text = cmake.read_text()
+    text = cmake.read_text(encoding="utf-8")
     return {line.strip() for line in text.splitlines() if line.startswith("  ") and ("." in line or "/" in line) and " " not in line.strip()}
 
 
@@ -69,12 +69,12 @@ def test_cmake_lists_every_python_file_and_resource():
     assert not missing, f"add to EISegMed3D/CMakeLists.txt: {missing}"
     stale = sorted(n for n in names if not (MODULE / n).exists())
     assert not stale, f"listed but absent: {stale}"
-    text = (MODULE / "CMakeLists.txt").read_text()
+    text = (MODULE / "CMakeLists.txt").read_text(encoding="utf-8")
     assert "WITH_GENERIC_TESTS" in text and "slicer_add_python_unittest" in text
 
 
 def test_extension_cmake_has_what_select_extension_reads():
-    text = (ROOT / "CMakeLists.txt").read_text()
+    text = (ROOT / "CMakeLists.txt").read_text(encoding="utf-8")
     for needle in ("project(EISegMed3D)", "EXTENSION_HOMEPAGE", 'EXTENSION_CATEGORY "Segmentation"', "EXTENSION_ICONURL",
                    "add_subdirectory(EISegMed3D)", "Slicer_EXTENSION_GENERATE_CONFIG", "Slicer_EXTENSION_CPACK"):
         assert needle in text, needle

@@ -40,7 +40,7 @@ def test_original_file_is_read_and_its_keys_and_unknown_keys_are_kept(tmp_path):
     assert progress.label_table() == ORIGINAL["labels"]
     progress.record_scan("b.nii.gz", clicks=3, seconds=12.5)
 
-    saved = json.loads(path.read_text())
+    saved = json.loads(path.read_text(encoding="utf-8"))
     for key in ("labels", "finished", "leftOff", "somethingElse"):
         assert saved[key] == original[key]
     assert saved["version"] == 1

@@ -242,7 +242,7 @@ def test_folder_label_save_reload_and_progress(scene, logic, tmp_path):
     saved = load_label(Volume.from_file(tmp_path / "a.nii.gz"), tmp_path / "a_label.nii.gz")
     np.testing.assert_array_equal(saved == 6, (mask > 0) & (kidney == 0))
     np.testing.assert_array_equal(saved == 1, kidney > 0)  # first free value
-    progress = json.loads((tmp_path / "EISegMed3D.json").read_text())
+    progress = json.loads((tmp_path / "EISegMed3D.json").read_text(encoding="utf-8"))
     assert {"name": "Kidney", "labelValue": 1} in progress["labels"]
     assert progress["leftOff"] == "c.nii.gz" and progress["scans"]["a.nii.gz"]["clicks"] == 1
 
@@ -254,7 +254,7 @@ def test_folder_label_save_reload_and_progress(scene, logic, tmp_path):
     np.testing.assert_array_equal(content(volume, seg, names["Kidney"]), kidney)
 
     assert logic.finishScan(skipFinished=True) is not None  # a finished -> c
-    progress = json.loads((tmp_path / "EISegMed3D.json").read_text())
+    progress = json.loads((tmp_path / "EISegMed3D.json").read_text(encoding="utf-8"))
     assert set(progress["finished"]) == {"a.nii.gz", "b.nii.gz"}
     assert logic.navigator.summary() == (2, 3)
     assert logic.finishScan(skipFinished=True) is None  # nothing unfinished left

@@ -166,7 +166,7 @@ def write(results: dict, out_dir, command: str | None = None, split: str | None 
     document = build(results, command, split)
     paths = {"json": out_dir / "evaluation.json", "markdown": out_dir / "evaluation.md",
              "plot": out_dir / "dice_vs_clicks.png"}
-    paths["json"].write_text(json.dumps(document, indent=1))
-    paths["markdown"].write_text(markdown(document))
+    paths["json"].write_text(json.dumps(document, indent=1), encoding="utf-8")
+    paths["markdown"].write_text(markdown(document), encoding="utf-8")
     plot(document, paths["plot"])
     return paths

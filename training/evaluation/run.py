@@ -53,7 +53,7 @@ def list_objects(data_dirs, cases=None, structures=None, min_voxels: int = 1) ->
         meta_path = folder / "dataset.json"
         if not meta_path.is_file():
             raise FileNotFoundError(f"{meta_path}: no dataset.json in this data folder (cases[].image/label/label_names)")
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
         for record in meta["cases"]:
             case = record.get("case") or _case_id(record["image"])
             if wanted is not None and f"{folder.name}/{case}" not in wanted:
