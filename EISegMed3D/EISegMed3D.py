@@ -23,7 +23,7 @@ SHORTCUTS = (  # key, widget method, help text (none clashes with the Segment Ed
     ("Ctrl+Alt+Z", "onUndo", "undo last click"),
     ("Ctrl+Alt+Y", "onRedo", "redo click"),
     ("Ctrl+Alt+R", "onReset", "reset object"),
-    ("f", "onFinishSegment", "finish segment"),
+    ("e", "onFinishSegment", "finish (end) segment"),
     ("Ctrl+Alt+F", "onFinishScan", "finish scan"),
     ("Ctrl+Alt+Right", "onNextScan", "next scan"),
     ("Ctrl+Alt+Left", "onPrevScan", "previous scan"),
