@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import paddle
 import paddle.nn.functional as F
+from paddle.base.unique_name import UniqueNameGenerator
+from paddle.utils import unique_name
 
 from .network import build_network
 
@@ -30,11 +32,15 @@ class PaddleTrainer:
             paddle.distributed.init_parallel_env()
             config["seed"] = config["seed"] * 1000 + self.rank  # each card sees its own examples
         paddle.seed(config["seed"])
-        self.net = build_network(config)
-        self.model = paddle.DataParallel(self.net) if self.world > 1 else self.net
-        self.optimizer = paddle.optimizer.AdamW(learning_rate=config["lr"], parameters=self.net.parameters(),
-                                                weight_decay=config.get("weight_decay", 1e-4),
-                                                grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0))
+        # Own name space: the optimiser checkpoint is keyed by parameter names ("conv3d_0.w_0_moment1_0"), which
+        # would otherwise depend on how many layers this process built before (a second trainer could not resume).
+        self._names = UniqueNameGenerator()
+        with unique_name.guard(self._names):
+            self.net = build_network(config)
+            self.model = paddle.DataParallel(self.net) if self.world > 1 else self.net
+            self.optimizer = paddle.optimizer.AdamW(learning_rate=config["lr"], parameters=self.net.parameters(),
+                                                    weight_decay=config.get("weight_decay", 1e-4),
+                                                    grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0))
 
     def predict(self, images: np.ndarray, clicks: np.ndarray) -> np.ndarray:
         self.net.eval()
@@ -47,7 +53,8 @@ class PaddleTrainer:
         self.optimizer.set_lr(lr)
         loss = dice_bce_loss(self.model(paddle.to_tensor(images), paddle.to_tensor(clicks)), paddle.to_tensor(targets))
         loss.backward()
-        self.optimizer.step()
+        with unique_name.guard(self._names):  # the first step names the optimiser's accumulators
+            self.optimizer.step()
         self.optimizer.clear_grad()
         return float(loss)
 

@@ -1,0 +1,305 @@
+"""Training (issue 3) on a synthetic data folder: cache, click simulation, train/inference parity, smoke
+training, exact resume and packaging into a model the engine runs. No ../shared/data needed."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFEST_SMOKE = REPO / "training" / "configs" / "manifest_smoke.json"
+SHAPE_KJI = (36, 48, 40)  # (i, j, k) = 40 x 48 x 36
+SPACING_IJK = (0.9, 1.0, 2.5)  # thick slices along k
+TINY_VALUE = 3  # a 27-voxel blob: under MIN_OBJECT_VOXELS, never a target
+KEYS = ["synth/case_000", "synth/case_001", "synth/case_002"]
+
+
+def _ellipsoid(centre_kji, radius_mm):
+    grid = np.indices(SHAPE_KJI, dtype=np.float64)
+    spacing_kji = SPACING_IJK[::-1]
+    dist2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre_kji, spacing_kji))
+    return dist2 <= radius_mm ** 2
+
+
+def _write_case(folder: Path, name: str, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    image = rng.normal(100, 10, SHAPE_KJI).astype(np.float32)
+    label = np.zeros(SHAPE_KJI, np.uint8)
+    shift = rng.integers(-2, 3, 3)
+    label[_ellipsoid(np.array((14, 16, 14)) + shift, 9.0)] = 1
+    label[_ellipsoid(np.array((22, 32, 26)) + shift, 7.0)] = 2
+    k, j, i = np.array((8, 38, 32)) + shift
+    label[k - 1:k + 2, j - 1:j + 2, i - 1:i + 2] = TINY_VALUE
+    image += np.choose(label, [0, 150, 300, 220]).astype(np.float32)
+    for array, suffix in ((image, ""), (label, "_label")):
+        itk = sitk.GetImageFromArray(array)
+        itk.SetSpacing(SPACING_IJK)
+        sitk.WriteImage(itk, str(folder / f"{name}{suffix}.nii.gz"))
+    counts = {str(v): int((label == v).sum()) for v in (1, 2, TINY_VALUE)}
+    return {"shape": list(SHAPE_KJI[::-1]), "spacing_mm": list(SPACING_IJK), "axcodes": "LPS",
+            "label_voxels": counts, "case": name, "image": f"{name}.nii.gz", "label": f"{name}_label.nii.gz",
+            "label_names": {"1": "vertebral body L4", "2": "intervertebral disc L4/L5", "3": "rib tip"}}
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> dict:
+    """Data folder, split, cache (built by training.data.main) and the smoke manifest."""
+    from training import data
+
+    root = tmp_path_factory.mktemp("train_synth")
+    folder = root / "data" / "synth"
+    folder.mkdir(parents=True)
+    cases = [_write_case(folder, key.split("/")[1], seed) for seed, key in enumerate(KEYS)]
+    (folder / "dataset.json").write_text(json.dumps({"name": "synth", "cases": cases}, indent=1), encoding="utf-8")
+    split = root / "split.json"
+    split.write_text(json.dumps({"train": KEYS[:2], "val": KEYS[2:]}), encoding="utf-8")
+    cache = root / "cache"
+    assert data.main(["--data", str(root / "data"), "--split", str(split), "--manifest", str(MANIFEST_SMOKE),
+                      "--out", str(cache)]) == 0
+    return {"root": root, "data": root / "data", "split": split, "cache": cache,
+            "manifest": json.loads(MANIFEST_SMOKE.read_text(encoding="utf-8"))}
+
+
+def _cases(synth, keys=KEYS[:2]):
+    from training.data import load_cache
+    from training.sampler import object_boxes
+
+    cases = load_cache(synth["cache"], keys)
+    for case in cases:
+        case["boxes"] = object_boxes(case["label"])
+    return cases
+
+
+# --- 1. cache -----------------------------------------------------------------------------------------------
+def test_cache_keeps_engine_normalisation_labels_and_drops_tiny_objects(synth):
+    from inference.normalize import intensity_stats, normalize
+    from inference.volume import Volume
+    from training.data import MIN_OBJECT_VOXELS, _crop_box, load_cache
+
+    assert sorted(p.name for p in synth["cache"].glob("*.npz")) == [k.replace("/", "__") + ".npz" for k in KEYS]
+    (case,) = load_cache(synth["cache"], [KEYS[0]])
+    image = Volume.from_file(synth["data"] / "synth" / "case_000.nii.gz")
+    label = Volume.from_file(synth["data"] / "synth" / "case_000_label.nii.gz").array
+    spec = synth["manifest"]["normalization"]
+    stats = intensity_stats(image.array, spec)
+    assert case["stats"] == pytest.approx(stats)  # whole-scan statistics, as the engine computes them at set_volume
+    np.testing.assert_allclose(case["spacing_kji"], SPACING_IJK[::-1])
+    box = _crop_box(label > 0, case["spacing_kji"])
+    np.testing.assert_array_equal(case["label"], label[box])
+    raw = np.clip(image.array[box], stats["lo"], stats["hi"])
+    step = (stats["hi"] - stats["lo"]) / 255
+    assert case["image"].dtype == np.float32 and case["image"].shape == raw.shape
+    assert np.abs(case["image"] - raw).max() <= step / 2 + 1e-3
+    assert np.abs(normalize(case["image"], spec, stats) - normalize(raw, spec, stats)).max() <= step / stats["std"]
+    counts = {int(v): int((label == v).sum()) for v in (1, 2, TINY_VALUE)}
+    assert counts[TINY_VALUE] < MIN_OBJECT_VOXELS <= min(counts[1], counts[2])
+    assert case["values"].tolist() == [1, 2]
+
+
+# --- 2. sampler and click simulation ---------------------------------------------------------------------------
+def _rounded(point):
+    return tuple(np.round(point).astype(int))
+
+
+def test_make_example_gives_patch_target_and_a_first_click_inside_the_object(synth):
+    from training.sampler import make_example, to_arrays
+
+    cases, manifest = _cases(synth), synth["manifest"]
+    patch = tuple(manifest["patch_shape"])
+    made = clicked = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        example = make_example(rng, cases[seed % 2], manifest)
+        if example is None:
+            continue
+        made += 1
+        assert example["image"].shape == patch and example["image"].dtype == np.float32
+        assert example["gt"].shape == patch and example["gt"].sum() >= 20
+        for point, positive in example["clicks"]:
+            inside = example["gt"][_rounded(point)]
+            assert inside == positive, f"seed {seed}: a {'positive' if positive else 'negative'} click at {point}"
+        if not example["previous"].any():  # no existing segment: the user's first click is a positive one
+            clicked += 1
+            assert example["clicks"] and example["clicks"][0][1] is True
+        image, channels = to_arrays(example, manifest)
+        assert image.shape == (1,) + patch and channels.shape == (3,) + patch
+        if example["clicks"]:
+            assert channels[1].any()
+    assert made >= 8 and clicked >= 4
+
+
+def test_error_click_goes_to_the_larger_error_with_the_right_sign():
+    from training.clicks import error_click
+
+    gt = np.zeros((24, 24, 24), bool)
+    gt[2:12, 2:12, 2:12] = True
+    missed = np.zeros_like(gt)
+    missed[14:21, 14:21, 14:21] = True  # a 7^3 cube the prediction missed; its deepest voxel is (17, 17, 17)
+    extra = np.zeros_like(gt)
+    extra[2:5, 16:19, 2:5] = True  # a 3^3 false positive
+    rng = np.random.default_rng(0)
+
+    point, positive = error_click(rng, gt | missed, gt | extra, (1.0, 1.0, 1.0), deterministic=True)
+    assert positive is True and _rounded(point) == (17, 17, 17)
+    for _ in range(5):
+        point, positive = error_click(rng, gt | missed, gt | extra, (1.0, 1.0, 1.0))
+        assert positive is True and missed[_rounded(point)]
+
+    big_extra = np.zeros_like(gt)
+    big_extra[13:22, 13:22, 13:22] = True  # now the false positive is the larger error
+    point, positive = error_click(rng, gt, gt | big_extra, (1.0, 1.0, 1.0), deterministic=True)
+    assert positive is False and _rounded(point) == (17, 17, 17)
+    point, positive = error_click(rng, gt, gt | big_extra, (1.0, 1.0, 1.0))
+    assert positive is False and big_extra[_rounded(point)]
+    assert error_click(rng, gt, gt.copy(), (1.0, 1.0, 1.0)) is None
+
+
+def test_augment_geometry_moves_points_with_the_voxels():
+    from training.augment import augment_geometry
+
+    base = np.random.default_rng(1)
+    image = base.normal(size=(7, 9, 11)).astype(np.float32)  # distinct sizes catch a wrong axis order
+    gt = image > 0.5
+    others = image < -0.5
+    points = [np.array(p, float) for p in ((0, 0, 0), (6, 8, 10), (3, 2, 9), (5, 7, 1))]
+    seen = set()
+    for seed in range(16):
+        new_image, new_gt, new_others, new_points = augment_geometry(np.random.default_rng(seed), image, gt, others, points)
+        seen.add(new_image.shape)
+        for before, after in zip(points, new_points):
+            b, a = _rounded(before), _rounded(after)
+            assert new_image[a] == image[b] and new_gt[a] == gt[b] and new_others[a] == others[b]
+        assert np.sort(new_image, axis=None).tolist() == np.sort(image, axis=None).tolist()
+    assert len(seen) > 1  # permutations did happen
+
+
+# --- 3. training and inference draw the same click maps ------------------------------------------------------
+def test_training_click_maps_equal_the_engines(synth):
+    from inference.clickmaps import Click, click_maps
+    from inference.model_input import choose_roi, model_inputs
+    from inference.normalize import intensity_stats
+    from inference.volume import Volume
+    from training.sampler import to_arrays
+
+    manifest = synth["manifest"]
+    volume = Volume.from_file(synth["data"] / "synth" / "case_001.nii.gz")
+    spacing_kji = volume.spacing[::-1]
+    clicks = [Click((12.3, 20.0, 13.6), True), Click((17.0, 25.5, 15.0), False), Click((9.0, 14.0, 12.2), True)]
+    stats = intensity_stats(volume.array, manifest["normalization"])
+    for zoom in (1.0, 1.5):
+        roi = choose_roi(manifest, volume.shape, spacing_kji, [c.kji for c in clicks], None, zoom)
+        positive, negative = click_maps(clicks, roi, spacing_kji, manifest)
+        assert positive.sum() > 0 and negative.sum() > 0
+        image, channels = model_inputs(volume.array, stats, None, clicks, roi, spacing_kji, manifest)
+        example = {"image": image[0, 0], "gt": np.zeros(roi.shape, bool), "previous": np.zeros(roi.shape, np.float32),
+                   "clicks": [(roi.to_patch(c.kji), c.positive) for c in clicks], "voxel_mm": roi.voxel_mm(spacing_kji)}
+        train_image, train_channels = to_arrays(example, manifest)
+        np.testing.assert_array_equal(train_channels[1], positive)
+        np.testing.assert_array_equal(train_channels[2], negative)
+        np.testing.assert_array_equal(train_channels, channels[0])
+        np.testing.assert_array_equal(train_image, image[0])
+
+
+# --- 4-6. smoke training, exact resume, packaging ------------------------------------------------------------
+def _config(synth, name: str) -> Path:
+    config = json.loads((REPO / "training" / "configs" / "smoke.json").read_text(encoding="utf-8"))
+    config.update(name=name, steps=4, batch_size=1, workers=0, max_click_passes=1, checkpoint_every=2,
+                  network={"base": 4, "levels": 2, "depths": [1, 1, 1]},
+                  manifest=str(MANIFEST_SMOKE), split=str(synth["split"]), cache=str(synth["cache"]))
+    path = synth["root"] / f"{name}.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def _weights(run_dir: Path) -> dict:
+    import paddle
+
+    return {name: np.array(value) for name, value in paddle.load(str(run_dir / "model.pdparams")).items()}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(synth) -> dict:
+    """Four straight steps (run A)."""
+    from training.train import main
+
+    config = _config(synth, "smoke_a")
+    run_dir = synth["root"] / "run_a"
+    assert main(["--config", str(config), "--run-dir", str(run_dir)]) == 0
+    return {"config": config, "run_dir": run_dir}
+
+
+def test_smoke_training_writes_checkpoints_and_a_finite_log(smoke_run):
+    run_dir = smoke_run["run_dir"]
+    for name in ("model.pdparams", "optimizer.pdopt", "step.txt"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "step.txt").read_text(encoding="utf-8") == "4"
+    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["step"] for line in lines] == [0, 1, 2, 3]
+    assert all(np.isfinite(line["loss"]) and line["loss"] > 0 for line in lines)
+    assert {line["passes"] for line in lines} <= {0, 1}
+
+
+def test_resumed_run_ends_with_the_same_weights(synth, smoke_run):
+    from training.train import main
+
+    config = _config(synth, "smoke_b")
+    run_dir = synth["root"] / "run_b"
+    assert main(["--config", str(config), "--run-dir", str(run_dir), "--steps", "2"]) == 0
+    assert (run_dir / "step.txt").read_text(encoding="utf-8") == "2"
+    halfway = _weights(run_dir)
+    assert main(["--config", str(config), "--run-dir", str(run_dir), "--steps", "2"]) == 0
+    assert (run_dir / "step.txt").read_text(encoding="utf-8") == "4"
+    straight, resumed = _weights(smoke_run["run_dir"]), _weights(run_dir)
+    assert set(straight) == set(resumed)
+    assert any(not np.array_equal(halfway[n], resumed[n]) for n in resumed)  # the second call trained
+    for name in straight:
+        np.testing.assert_allclose(resumed[name], straight[name], rtol=0, atol=1e-6, err_msg=name)
+    losses = [[json.loads(line)["loss"] for line in (d / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+              for d in (smoke_run["run_dir"], run_dir)]
+    assert losses[0] == losses[1]
+
+
+def test_packaged_smoke_model_runs_in_the_engine(synth, smoke_run, tmp_path):
+    import paddle
+
+    from inference.clickmaps import Click
+    from inference.model import load_model
+    from inference.model_input import choose_roi, model_inputs
+    from inference.normalize import intensity_stats
+    from inference.session import InteractiveSession
+    from inference.volume import Volume
+    from training.network import build_network, load_weights
+    from training.package_model import package
+    from training.train import load_config
+
+    config = load_config(smoke_run["config"])
+    weights = smoke_run["run_dir"] / "model.pdparams"
+    out = tmp_path / "smoke_model"
+    manifest = package(config, weights, out, "smoke-test", "4-step smoke model", {"steps": 4})
+    assert manifest["patch_shape"] == [32, 32, 32] and manifest["network"]["base"] == 4
+    assert max(manifest["export"]["parity_max_abs_diff"].values()) <= 1e-4
+
+    model = load_model(out)
+    volume = Volume.from_file(synth["data"] / "synth" / "case_002.nii.gz")
+    session = InteractiveSession(model)
+    session.set_volume(volume)
+    click = (14.0, 16.0, 14.0)  # (i, j, k) near the centre of blob 1
+    result = session.add_click(ijk=click, positive=True)
+    assert result.mask.shape == volume.shape and result.mask.dtype == np.uint8
+    assert set(np.unique(result.mask).tolist()) <= {0, 1} and len(session.clicks) == 1
+
+    # The engine's network is the trained one: same logits as the checkpoint in the dynamic graph.
+    net = build_network(config)
+    load_weights(net, weights)
+    net.eval()
+    spacing_kji = volume.spacing[::-1]
+    clicks = [Click(click, True)]
+    roi = choose_roi(model.manifest, volume.shape, spacing_kji, [c.kji for c in clicks])
+    stats = intensity_stats(volume.array, model.manifest["normalization"])
+    image, channels = model_inputs(volume.array, stats, None, clicks, roi, spacing_kji, model.manifest)
+    with paddle.no_grad():
+        expected = net(paddle.to_tensor(image), paddle.to_tensor(channels)).numpy()
+    np.testing.assert_allclose(model.predict(image, channels), expected, atol=1e-4)
