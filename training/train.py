@@ -44,7 +44,6 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
     manifest = read_json(config["manifest"])
     stream = ExampleStream(config["cache"], read_json(config["split"])["train"], manifest, config["batch_size"],
                            config["seed"], config.get("workers", 0))
-    rng = np.random.default_rng([config["seed"], 7])
     log = open(run_dir / "log.jsonl", "a")
     started = time.time()
     step = start_step
