@@ -10,7 +10,6 @@ evaluation and deployment stay Paddle. Users with paddlepaddle-gpu train with `p
 """
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -131,27 +130,17 @@ class TorchTrainer:
         return int(state["step"])
 
 
-def main(argv=None) -> int:
-    from .train import ROOT, load_config, run
+def load_paddle_named(trainer: "TorchTrainer", path) -> None:
+    """Start from weights saved under Paddle's names (.npz), e.g. a previous run's."""
+    with np.load(path) as arrays:
+        state = {name.replace(".norm.scale", ".norm.weight"): torch.from_numpy(arrays[name]) for name in arrays.files}
+    trainer.net.load_state_dict(state)
 
-    parser = argparse.ArgumentParser(description="Train with the PyTorch twin (GPU machines without Paddle).")
-    parser.add_argument("--config", required=True, type=Path)
-    parser.add_argument("--run-dir", type=Path)
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--time-limit", type=float)
-    parser.add_argument("--init", type=Path, help="start from these weights (.npz, Paddle names), e.g. a previous run's")
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
-    trainer = TorchTrainer(config)
-    if args.init:
-        with np.load(args.init) as arrays:
-            state = {name.replace(".norm.scale", ".norm.weight"): torch.from_numpy(arrays[name]) for name in arrays.files}
-        trainer.net.load_state_dict(state)
-    run_dir = args.run_dir or ROOT / "runs" / config["name"]
-    summary = run(config, trainer, run_dir, args.steps, args.time_limit)
-    print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s "
-          f"({3600 * summary['steps_done'] / max(summary['seconds'], 1e-9):.0f} steps/hour) on {trainer.device}")
-    return 0
+
+def main(argv=None) -> int:
+    from .train import launch
+
+    return launch(argv, "Train with the PyTorch twin (GPU machines without Paddle).", TorchTrainer, load_paddle_named)
 
 
 if __name__ == "__main__":

@@ -75,26 +75,35 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
     return {"steps_done": step + 1 - start_step, "seconds": time.time() - started}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def run_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--run-dir", type=Path, help="checkpoints and log (default runs/<config name>)")
     parser.add_argument("--steps", type=int, help="stop after this many more steps (resume later)")
-    parser.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many seconds")
-    parser.add_argument("--init", type=Path, help="weights to start a new run from (.pdparams, or .npz from the PyTorch twin)")
-    args = parser.parse_args(argv)
-    config = load_config(args.config)
-    from .network import load_weights
-    from .paddle_trainer import PaddleTrainer
+    parser.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many seconds; the "
+                        "learning-rate schedule then follows the clock, so such a run does not resume exactly")
+    parser.add_argument("--init", type=Path, help="weights to start a new run from (.pdparams, or .npz of Paddle names)")
+    return parser
 
-    trainer = PaddleTrainer(config)
+
+def launch(argv, description: str, make_trainer, load_init) -> int:
+    """Parse the command line, build the trainer, optionally load starting weights, train, report speed."""
+    args = run_parser(description).parse_args(argv)
+    config = load_config(args.config)
+    trainer = make_trainer(config)
     if args.init:
-        load_weights(trainer.net, args.init)  # a checkpoint in the run folder, if any, still wins (resume)
-    run_dir = args.run_dir or ROOT / "runs" / config["name"]
-    summary = run(config, trainer, run_dir, args.steps, args.time_limit)
+        load_init(trainer, args.init)  # a checkpoint in the run folder, if any, still wins (resume)
+    summary = run(config, trainer, args.run_dir or ROOT / "runs" / config["name"], args.steps, args.time_limit)
     print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s "
           f"({3600 * summary['steps_done'] / max(summary['seconds'], 1e-9):.0f} steps/hour) on {trainer.device}")
     return 0
+
+
+def main(argv=None) -> int:
+    from .network import load_weights
+    from .paddle_trainer import PaddleTrainer
+
+    return launch(argv, __doc__.splitlines()[0], PaddleTrainer, lambda trainer, path: load_weights(trainer.net, path))
 
 
 if __name__ == "__main__":
