@@ -250,3 +250,43 @@ def test_legacy_profile_session_on_a_small_volume(legacy_model_files):
     assert np.array_equal(by_ras.add_click(ras=volume.ijk_to_ras_point((35, 25, 5))).mask, result.mask)
     session.undo()
     assert not session.mask.any()
+
+
+class RecordingModel:
+    """The real legacy model, keeping a copy of each input it is given."""
+
+    def __init__(self, model):
+        self.model, self.manifest, self.inputs = model, model.manifest, []
+
+    def predict(self, image, clicks):
+        self.inputs.append(clicks.copy())
+        return self.model.predict(image, clicks)
+
+
+def test_legacy_profile_feeds_back_its_own_soft_output(legacy_model_files):
+    """The original model was fed sigmoid(last logits), not a thresholded mask: the session does the same."""
+    graph, params = legacy_model_files
+    model = RecordingModel(load_model(graph, params_path=params, backend="paddle", device="cpu", threads=1,
+                                      legacy_grid=(64, 64, 12)))
+    volume = Volume((np.random.default_rng(6).random((10, 50, 70)) * 2000).astype(np.int16), np.diag([0.7, 0.7, 3.0, 1.0]))
+    session = InteractiveSession(model)
+    session.set_volume(volume)
+    session.add_click(ijk=(35, 25, 5))
+    first_logits = model.model.predict(*_legacy_inputs(session, model))
+    session.add_click(ijk=(20, 20, 5), positive=False)
+    fed_back = model.inputs[-1][0, 0]
+    assert not np.isin(fed_back, (0.0, 1.0)).all()  # soft, not binary
+    np.testing.assert_allclose(fed_back, 1 / (1 + np.exp(-first_logits[0, 0])), atol=1e-5)
+    session.undo()  # after undo the next click sees the first click's soft output again
+    session.add_click(ijk=(20, 20, 5), positive=False)
+    np.testing.assert_allclose(model.inputs[-1][0, 0], fed_back, atol=1e-6)
+
+
+def _legacy_inputs(session, model):
+    """The inputs of the first click again (the recorder holds its click channels; the image is recomputed)."""
+    from inference.model_input import choose_roi, model_inputs
+
+    roi = choose_roi(model.manifest, session.volume.shape, session.volume.spacing[::-1], [c.kji for c in session.clicks])
+    image, _ = model_inputs(session.volume.array, session._stats, None, session.clicks, roi,
+                            session.volume.spacing[::-1], model.manifest)
+    return image, model.inputs[0]

@@ -27,11 +27,16 @@ def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=Non
     return roi_mod.isotropic_roi(lo, hi, spacing_kji, patch, size)
 
 
-def model_inputs(image_kji, stats, mask_kji, clicks, roi, spacing_kji, manifest) -> tuple[np.ndarray, np.ndarray]:
-    """(image, clicks) tensors of shape (1, 1, *patch) and (1, 3, *patch) in the model's axis order."""
+def model_inputs(image_kji, stats, mask_kji, clicks, roi, spacing_kji, manifest, previous=None) -> tuple[np.ndarray, np.ndarray]:
+    """(image, clicks) tensors of shape (1, 1, *patch) and (1, 3, *patch) in the model's axis order.
+
+    `previous` (patch grid) replaces the resampled mask as the previous-mask channel, for models trained on
+    their own soft output (the original EISeg-Med3D model).
+    """
     spec = manifest["normalization"]
     image = normalize(roi_mod.sample(image_kji, roi, order=1, mode="nearest"), spec, stats)
-    previous = roi_mod.sample(mask_kji, roi, order=1, mode="constant") if mask_kji is not None else np.zeros(roi.shape, np.float32)
+    if previous is None:
+        previous = roi_mod.sample(mask_kji, roi, order=1, mode="constant") if mask_kji is not None else np.zeros(roi.shape, np.float32)
     positive, negative = click_maps(clicks, roi, spacing_kji, manifest)
     channels = np.stack([previous, positive, negative])
     return to_model_order(image[None, None], manifest), to_model_order(channels[None], manifest)

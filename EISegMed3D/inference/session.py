@@ -39,6 +39,7 @@ class _Step:
     box: tuple
     before: np.ndarray
     after: np.ndarray
+    soft: tuple | None = None  # (roi, probabilities) after the step, for models fed their own soft output
 
 
 class InteractiveSession:
@@ -91,12 +92,12 @@ class InteractiveSession:
         started = time.perf_counter()
         click = Click(tuple(float(v) for v in self._click_ijk(ijk, ras)), bool(positive))
         clicks = self.clicks + [click]
-        box, values, model_s, runs = self._predict(clicks)
+        box, values, model_s, runs, soft = self._predict(clicks)
         new = (values > self.manifest.get("threshold", 0.5)).astype(np.uint8)
         origin = np.array([s.start for s in box])
         new = clean_components(new, [c.kji - origin for c in clicks if c.positive],
                                [c.kji - origin for c in clicks if not c.positive], self.mask[box])
-        step = _Step(self.clicks, clicks, box, self.mask[box].copy(), new)
+        step = _Step(self.clicks, clicks, box, self.mask[box].copy(), new, soft)
         self._apply(step, forward=True)
         self._undo.append(step)
         self._redo.clear()
@@ -144,7 +145,8 @@ class InteractiveSession:
         zoom, model_s, runs = 1.0, 0.0, 0
         while True:
             roi = choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, zoom)
-            image, click_channels = model_inputs(volume.array, self._stats, self.mask, clicks, roi, spacing_kji, manifest)
+            image, click_channels = model_inputs(volume.array, self._stats, self.mask, clicks, roi, spacing_kji,
+                                                 manifest, self._soft_previous(roi))
             tick = time.perf_counter()
             logits = self.model.predict(image, click_channels)
             model_s += time.perf_counter() - tick
@@ -154,7 +156,16 @@ class InteractiveSession:
                 break
             zoom *= _ZOOM_STEP
         box, values = to_scan(prob, roi, volume.shape)
-        return box, values, model_s, runs
+        soft = (roi, prob.astype(np.float32)) if manifest.get("previous_mask") == "soft" else None
+        return box, values, model_s, runs, soft
+
+    def _soft_previous(self, roi):
+        """The last soft output when the model wants it and it lies on this very ROI grid, else None."""
+        soft = self._undo[-1].soft if self._undo else None
+        if soft is None or soft[0].shape != roi.shape or not (np.allclose(soft[0].start, roi.start)
+                                                             and np.allclose(soft[0].step, roi.step)):
+            return None
+        return soft[1]
 
     def _apply(self, step: _Step, forward: bool) -> None:
         self.mask[step.box] = step.after if forward else step.before
