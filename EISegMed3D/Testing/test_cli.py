@@ -163,6 +163,23 @@ def test_progress_with_a_corrupt_file_is_one_line(tmp_path, capsys):
     assert code == 2 and "not a folder" in _one_error_line(err)
 
 
+def test_progress_recovers_from_a_crash_with_the_backup(tmp_path, capsys):
+    """A torn progress file is set aside; --restore-backup continues from the last good version."""
+    from inference.progress import ProgressFile
+
+    progress = ProgressFile(tmp_path)
+    progress.record_scan("a.nii.gz", clicks=3, seconds=10.0)
+    progress.record_scan("a.nii.gz", clicks=2, seconds=5.0)  # the backup now holds the first state
+    text = (tmp_path / PROGRESS_NAME).read_text(encoding="utf-8")
+    (tmp_path / PROGRESS_NAME).write_text(text[: len(text) // 2])  # as if the machine died mid-write
+    code, _, err = _run(["progress", tmp_path], capsys)
+    assert code == 2 and "--restore-backup" in _one_error_line(err)
+    assert list(tmp_path.glob("EISegMed3D.corrupt-*.json"))
+    code, out, _ = _run(["progress", tmp_path, "--restore-backup"], capsys)
+    assert code == 0
+    assert ProgressFile(tmp_path).read()["scans"]["a.nii.gz"]["clicks"] == 3
+
+
 @pytest.mark.parametrize("command", [[], ["segment"], ["demo"], ["info"], ["progress"]])
 def test_help_everywhere(command, capsys):
     with pytest.raises(SystemExit) as done:

@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from .errors import ClickError, EISegError, SaveError
+from .errors import ClickError, EISegError, ProgressError, SaveError
 
 PROG = "eiseg-med3d"
 EXIT_ERROR = 2
@@ -105,6 +105,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Show the scans of a data folder with status, clicks and time.")
     progress.add_argument("data_dir", type=Path, metavar="DATA_DIR")
     progress.add_argument("--recursive", action="store_true", help="include scans in sub-folders at any depth")
+    repair = progress.add_mutually_exclusive_group()
+    repair.add_argument("--restore-backup", action="store_true",
+                        help="after a corrupt progress file: start again from its backup (one change behind)")
+    repair.add_argument("--start-fresh", action="store_true",
+                        help="after a corrupt progress file: start an empty one (the old file stays aside)")
 
     commands.add_parser("evaluate", add_help=False, help="benchmark with the simulated user (training package); "
                         "see 'evaluate --help'")
@@ -204,7 +209,13 @@ def cmd_progress(args) -> int:
     folder = args.data_dir.absolute()
     scans = list_scans(folder, recursive=args.recursive)
     progress = ProgressFile(folder)
-    rows = progress.table(scans)
+    if args.restore_backup or args.start_fresh:
+        progress.start_fresh(from_backup=args.restore_backup)
+    try:
+        rows = progress.table(scans)
+    except ProgressError as exc:
+        raise ProgressError(f"{exc}. From the command line: eiseg-med3d progress {args.data_dir} "
+                            "--restore-backup (or --start-fresh)") from exc
     header = ("scan", "status", "clicks", "time", "label")
     cells = [header] + [(r.rel, r.status, str(r.clicks), _duration(r.seconds), "yes" if r.has_label else "no")
                         for r in rows]
