@@ -3,6 +3,7 @@
 The widget is thin: all MRML work is in EISegMed3DLib (tested headless on slicer-core), all model work in the
 `inference` engine. Model runs happen on one worker thread; the GUI thread polls it with processEvents.
 """
+import importlib
 import os
 import sys
 import time
@@ -58,6 +59,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.pointNodes = {}
         self._busy = False
         self._again = False
+        self._segmentPending = False
 
     # --- setup -------------------------------------------------------------------------------------------------
     def setup(self):
@@ -66,10 +68,6 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.layout.addWidget(uiWidget)
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
-        from EISegMed3DLib import InteractiveSegmentationLogic, Worker
-
-        self.logic = InteractiveSegmentationLogic(slicer.mrmlScene)
-        self.worker = Worker()
         ui = self.ui
         ui.backendComboBox.addItems(["auto", "onnx", "paddle"])
         ui.deviceComboBox.addItems(["auto", "cpu", "gpu"])
@@ -79,18 +77,17 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ui.opacitySlider.value = 0.9
         editor = ui.embeddedSegmentEditorWidget
         editor.setMRMLScene(slicer.mrmlScene)
-        editorNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "EISegMed3D editor")
-        editorNode.SetSaveWithScene(False)
-        editor.setMRMLSegmentEditorNode(editorNode)
-        self.logic.editorNode = editorNode
         self._setupPoints()
+        self._setupNodes()
+        self._makeLogic()
         self._restoreSettings()
         ui.progressTable.setColumnCount(2)
         ui.progressTable.setHorizontalHeaderLabels(["Scan", "Finished"])
         ui.progressTable.horizontalHeader().setStretchLastSection(True)
         ui.loadModelButton.connect("clicked()", self.onLoadModel)
         ui.installDependenciesButton.connect("clicked()", lambda: self.ensureDependencies(force=True))
-        ui.dataFolderButton.connect("directoryChanged(QString)", self.onDataFolder)
+        # directorySelected also fires when the folder picked is the one shown (e.g. restored from the settings)
+        ui.dataFolderButton.connect("directorySelected(QString)", self.onDataFolder)
         ui.prevScanButton.connect("clicked()", self.onPrevScan)
         ui.nextScanButton.connect("clicked()", self.onNextScan)
         ui.undoButton.connect("clicked()", self.onUndo)
@@ -106,15 +103,48 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             button.setIcon(qt.QIcon(self.resourcePath(f"Icons/{icon}.png")))
         editor.connect("currentSegmentIDChanged(QString)", self.onSegmentChanged)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.autosaveTimer = qt.QTimer()
         self.autosaveTimer.setInterval(AUTOSAVE_MS)
         self.autosaveTimer.connect("timeout()", self.autosave)
         self.autosaveTimer.start()
 
+    def _makeLogic(self):
+        """The logic imports the engine, which needs packages Slicer does not bundle (filelock): until they are
+        installed the module still shows, with its "Install dependencies..." button."""
+        if self.logic is not None:
+            return True
+        importlib.invalidate_caches()  # packages pip has just installed must be found
+        try:
+            from EISegMed3DLib import InteractiveSegmentationLogic, Worker
+        except ImportError as error:
+            self.ui.statusLabel.text = f"Missing Python package {error.name}: press 'Install dependencies...'"
+            return False
+        self.logic = InteractiveSegmentationLogic(slicer.mrmlScene)
+        self.logic.editorNode = self.ui.embeddedSegmentEditorWidget.mrmlSegmentEditorNode()
+        self.worker = Worker()
+        self.ui.statusLabel.text = ""
+        return True
+
     def _setupPoints(self):
+        for positive, widget in ((True, self.ui.positivePointPlaceWidget), (False, self.ui.negativePointPlaceWidget)):
+            widget.setMRMLScene(slicer.mrmlScene)
+            widget.placeMultipleMarkups = widget.ForcePlaceMultipleMarkups  # persistent placement
+            widget.buttonsVisible = False
+            widget.placeButton().show()
+            widget.placeButton().setToolButtonStyle(qt.Qt.ToolButtonTextBesideIcon)  # tool buttons hide text by default
+            widget.placeButton().setText("Positive Point" if positive else "Negative Point")
+
+    def _setupNodes(self):
+        """(Re)create the editor's parameter node and the two point lists: closing the scene removes them."""
+        editorNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "EISegMed3D editor")
+        editorNode.SetSaveWithScene(False)
+        self.ui.embeddedSegmentEditorWidget.setMRMLSegmentEditorNode(editorNode)
+        if self.logic is not None:
+            self.logic.editorNode = editorNode
+        self.removeObservers(self.onPointsChanged)
         for positive, widget, color in ((True, self.ui.positivePointPlaceWidget, (0.1, 0.85, 0.1)),
                                         (False, self.ui.negativePointPlaceWidget, (0.9, 0.1, 0.1))):
-            widget.setMRMLScene(slicer.mrmlScene)
             node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "positive" if positive else "negative")
             node.SetSaveWithScene(False)
             node.CreateDefaultDisplayNodes()
@@ -122,13 +152,13 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             node.GetDisplayNode().SetColor(*color)
             node.GetDisplayNode().SetPointLabelsVisibility(False)
             widget.setCurrentNode(node)
-            widget.placeMultipleMarkups = widget.ForcePlaceMultipleMarkups  # persistent placement
-            widget.buttonsVisible = False
-            widget.placeButton().show()
-            widget.placeButton().setText("Positive Point" if positive else "Negative Point")
+            self.pointNodes[positive] = node
+        self._observePoints()
+
+    def _observePoints(self):
+        for node in self.pointNodes.values():
             for event in (node.PointPositionDefinedEvent, node.PointEndInteractionEvent, node.PointRemovedEvent):
                 self.addObserver(node, event, self.onPointsChanged)
-            self.pointNodes[positive] = node
 
     # --- settings ---------------------------------------------------------------------------------------------
     def _restoreSettings(self):
@@ -155,32 +185,52 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # --- enter / exit / cleanup ---------------------------------------------------------------------------------
     def enter(self):
+        self._removeShortcuts()  # never twice: an ambiguous QShortcut fires neither
         for key, method, _ in SHORTCUTS:
             shortcut = qt.QShortcut(qt.QKeySequence(key), slicer.util.mainWindow())
             shortcut.connect("activated()", getattr(self, method))
             self.shortcuts.append(shortcut)
+        self.ui.embeddedSegmentEditorWidget.setupViewObservations()  # the embedding module's job (editor docs)
 
     def exit(self):
+        self._removeShortcuts()
+        for widget in (self.ui.positivePointPlaceWidget, self.ui.negativePointPlaceWidget):
+            widget.setPlaceModeEnabled(False)
+        editor = self.ui.embeddedSegmentEditorWidget
+        editor.setActiveEffect(None)  # as the Segment Editor module does: no effect stays active elsewhere
+        editor.removeViewObservations()
+
+    def _removeShortcuts(self):
         for shortcut in self.shortcuts:
             shortcut.disconnect("activated()")
             shortcut.setParent(None)
             shortcut.deleteLater()
         self.shortcuts = []
-        for widget in (self.ui.positivePointPlaceWidget, self.ui.negativePointPlaceWidget):
-            widget.setPlaceModeEnabled(False)
 
     def cleanup(self):
         self.autosave()
         if hasattr(self, "autosaveTimer"):
             self.autosaveTimer.stop()
         self.removeObservers()
+        self._removeShortcuts()
+        editor = self.ui.embeddedSegmentEditorWidget
+        editor.removeViewObservations()
+        editorNode = editor.mrmlSegmentEditorNode()
+        editor.setMRMLSegmentEditorNode(None)
+        for node in (*self.pointNodes.values(), editorNode):  # a reloaded module must not find them twice
+            if node is not None and node.GetScene() is not None:
+                slicer.mrmlScene.RemoveNode(node)
         if self.worker is not None:
             self.worker.stop()
 
     def onSceneStartClose(self, caller=None, event=None):
         self.autosave()
         if self.logic is not None:
-            self.logic.forgetTargets()
+            # Node IDs are reused after a close: the logic must not keep (and later remove) IDs of its old nodes.
+            self.logic.closeScan(save=False)
+
+    def onSceneEndClose(self, caller=None, event=None):
+        self._setupNodes()
 
     def autosave(self):
         try:
@@ -190,15 +240,25 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.util.errorDisplay(f"Autosave failed: {error}")
 
     # --- running things ---------------------------------------------------------------------------------------
-    def _guard(self, action, *args):
-        """Run an action with a wait cursor; errors in a message box with their clear text."""
+    def _guard(self, action, *args, failed=None):
+        """Run an action with a wait cursor; errors in a message box with their clear text (then `failed`)."""
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             return action(*args)
         except Exception as error:
             slicer.util.errorDisplay(str(error))
+            return failed
         finally:
             qt.QApplication.restoreOverrideCursor()
+
+    def _ready(self):
+        """Whether a user action may run now: the logic exists, and no model run is using the session."""
+        if self.logic is None and not (self.ensureDependencies() and self._makeLogic()):
+            return False
+        if self._busy:
+            self.ui.statusLabel.text = "Busy: wait until the model run has finished"
+            return False
+        return True
 
     def _runOnWorker(self, job):
         """Run `job` on the worker, keeping the GUI alive; a dialog appears only after DIALOG_AFTER_S."""
@@ -217,40 +277,52 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 dialog.close()
         if outcome.error is not None:
             raise outcome.error
+        if outcome.superseded:
+            raise RuntimeError("the model run was replaced by a newer request")
         return outcome.result
 
     def ensureDependencies(self, force=False):
         """Ask once, then install the runtime packages on the main thread."""
         try:
+            import filelock  # noqa: F401  (not bundled with Slicer; the engine's progress file needs it)
             import onnxruntime  # noqa: F401
             import SimpleITK  # noqa: F401
             if not force:
                 return True
         except ImportError:
             pass
-        if not slicer.util.confirmOkCancelDisplay(
-                "EISegMed3D needs Python packages (ONNX Runtime, SimpleITK, filelock, scipy; optionally Paddle).\n"
-                "Install them now into Slicer's Python? For a GPU build of Paddle see Resources/requirements.txt."):
-            return False
         requirements = self.resourcePath("requirements.txt")
-        with slicer.util.tryWithErrorDisplay("Installing the dependencies failed", waitCursor=True):
-            if hasattr(slicer, "packaging") and hasattr(slicer.packaging, "pip_ensure"):
-                lines = [line.strip() for line in open(requirements, encoding="utf-8")]
-                slicer.packaging.pip_ensure([line for line in lines if line and not line.startswith("#")])
-            else:
-                slicer.util.pip_install(f"-r {requirements}")
-            return True
-        return False
+        try:  # Slicer >= 5.11; a submodule, so it must be imported to be found
+            import slicer.packaging as packaging
+
+            packaging = packaging if hasattr(packaging, "pip_ensure") and hasattr(packaging, "load_requirements") else None
+        except ImportError:
+            packaging = None
+        try:
+            with slicer.util.tryWithErrorDisplay("Installing the dependencies failed"):  # shows the error, re-raises
+                if packaging is not None:  # asks the user itself, shows progress, skips in testing mode
+                    packaging.pip_ensure(packaging.load_requirements(requirements), requester="EISegMed3D")
+                elif slicer.util.confirmOkCancelDisplay(
+                        "EISegMed3D needs Python packages (ONNX Runtime, SimpleITK, filelock, scipy; optionally Paddle).\n"
+                        "Install them now into Slicer's Python? For a GPU build of Paddle see Resources/requirements.txt."):
+                    # a list: a single string is split like a shell line, which breaks paths with spaces or backslashes
+                    slicer.util.pip_install(["-r", requirements])
+                else:
+                    return False
+        except Exception:
+            return False
+        return True
 
     # --- model ------------------------------------------------------------------------------------------------
     def onLoadModel(self):
-        if not self.ensureDependencies():
+        if not (self.ensureDependencies() and self._ready()):
             return
         self._saveSettings()
         ui = self.ui
         path = None if ui.defaultModelCheckBox.checked else (ui.modelPathLineEdit.currentPath or None)
         params = ui.paramPathLineEdit.currentPath or None
         backend, device = ui.backendComboBox.currentText, ui.deviceComboBox.currentText
+        self._busy = True  # points placed meanwhile wait for the new model
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
             described = self._runOnWorker(lambda: self.logic.loadModel(path, params, backend, device))
@@ -258,7 +330,12 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         except Exception as error:
             slicer.util.errorDisplay(f"Could not load the model: {error}")
         finally:
+            self._busy = False
             qt.QApplication.restoreOverrideCursor()
+        if self._segmentPending:
+            self.onSegmentChanged(ui.embeddedSegmentEditorWidget.currentSegmentID())
+        if self._again:
+            self.onPointsChanged()
 
     # --- clicks -----------------------------------------------------------------------------------------------
     def _target(self):
@@ -270,13 +347,18 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return volume, seg, segment_id
 
     def _points(self, positive):
+        """Placed points only: in place mode the point following the mouse is a control point in "preview" state."""
         node = self.pointNodes[positive]
-        return [node.GetNthControlPointPositionWorld(n) for n in range(node.GetNumberOfControlPoints())]
+        return [node.GetNthControlPointPositionWorld(n) for n in range(node.GetNumberOfControlPoints())
+                if node.GetNthControlPointPositionStatus(n) == node.PositionDefined]
 
     def onPointsChanged(self, caller=None, event=None):
         """Latest request wins: points placed while a run is going are picked up by one more run after it."""
         if self._busy:
             self._again = True
+            return
+        if self.logic is None:
+            self.ui.statusLabel.text = "Install the dependencies and load a model first"
             return
         self._busy = True
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
@@ -294,13 +376,15 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     with slicer.util.RenderBlocker():
                         self.logic.applyJob(job, result, volume, seg)
                     self.ui.statusLabel.text = f"Last click: {result.latency_s:.2f} s (model {result.model_s:.2f} s)"
-                if not self._again:
+                if not self._again or self._segmentPending:  # the points shown belong to the old segment
                     break
         except Exception as error:
             slicer.util.errorDisplay(str(error))
         finally:
             self._busy = False
             qt.QApplication.restoreOverrideCursor()
+        if self._segmentPending:
+            self.onSegmentChanged(self.ui.embeddedSegmentEditorWidget.currentSegmentID())
 
     def showClicks(self, clicks):
         """Put the segment's clicks into the two point lists without triggering runs."""
@@ -311,12 +395,14 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 for click in clicks:
                     if click.positive == positive:
                         node.AddControlPointWorld(vtk.vtkVector3d(*click.ras))
-        for node in self.pointNodes.values():
-            for event in (node.PointPositionDefinedEvent, node.PointEndInteractionEvent, node.PointRemovedEvent):
-                self.addObserver(node, event, self.onPointsChanged)
+        self._observePoints()
 
     def onSegmentChanged(self, segment_id=None):
-        if self.logic.session is None or not segment_id:
+        if self._busy:  # the running click is written first; then this segment's clicks are shown
+            self._segmentPending = True
+            return
+        self._segmentPending = False
+        if self.logic is None or self.logic.session is None or not segment_id:
             return
         try:
             self.showClicks(self.logic.selectTarget(*self._target()))
@@ -324,16 +410,16 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.statusLabel.text = str(error)
 
     def onUndo(self):
-        if self._guard(self.logic.undo) is not None:
+        if self._ready() and self._guard(self.logic.undo) is not None:
             self.showClicks(self.logic.clicks())
 
     def onRedo(self):
-        if self._guard(self.logic.redo) is not None:
+        if self._ready() and self._guard(self.logic.redo) is not None:
             self.showClicks(self.logic.clicks())
 
     def onReset(self):
-        self._guard(self.logic.resetObject)
-        self.showClicks([])
+        if self._ready() and self._guard(self.logic.resetObject, failed=False) is not False:
+            self.showClicks([])
 
     def setPositiveMode(self):
         self.ui.positivePointPlaceWidget.setPlaceModeEnabled(True)
@@ -342,15 +428,23 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.negativePointPlaceWidget.setPlaceModeEnabled(True)
 
     def onFinishSegment(self):
-        self.logic.finishSegment()
-        self.showClicks([])
+        if self._ready() and self._guard(self.logic.finishSegment) is not None:
+            self.showClicks([])
 
     # --- scans ------------------------------------------------------------------------------------------------
-    def _show(self, nodes):
+    def _navigate(self, name, *args):
+        """Run a logic call that opens a scan: None means no scan left that way; an error is shown once."""
+        if not self._ready() or (name != "openFolder" and self.logic.navigator is None):
+            return
+        nodes = self._guard(getattr(self.logic, name), *args, failed=False)
         if nodes is None:
             slicer.util.infoDisplay("No further scan in this direction (finished scans skipped)." if
                                     self.ui.skipFinishedCheckBox.checked else "No further scan in this direction.")
-            return
+        elif nodes:
+            self._show(nodes)
+        self.updateProgress()  # also after finishing the last scan
+
+    def _show(self, nodes):
         volume, seg = nodes
         slicer.util.setSliceViewerLayers(background=volume, fit=True)
         editor = self.ui.embeddedSegmentEditorWidget
@@ -358,29 +452,26 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         editor.setSourceVolumeNode(volume)
         self.showClicks([])
         self.onOpacitySlider(self.ui.opacitySlider.value)
+        self.removeObservers(self.onDisplayModified)  # the previous scan's display node is gone
         self.addObserver(seg.GetDisplayNode(), vtk.vtkCommand.ModifiedEvent, self.onDisplayModified)
-        self.updateProgress()
 
     def onDataFolder(self, folder):
         self._saveSettings()
         if folder:
-            self._show(self._guard(self.logic.openFolder, folder, self.ui.skipFinishedCheckBox.checked))
+            self._navigate("openFolder", folder, self.ui.skipFinishedCheckBox.checked)
 
     def onNextScan(self):
-        if self.logic.navigator is not None:
-            self._show(self._guard(self.logic.nextScan, self.ui.skipFinishedCheckBox.checked))
+        self._navigate("nextScan", self.ui.skipFinishedCheckBox.checked)
 
     def onPrevScan(self):
-        if self.logic.navigator is not None:
-            self._show(self._guard(self.logic.previousScan, self.ui.skipFinishedCheckBox.checked))
+        self._navigate("previousScan", self.ui.skipFinishedCheckBox.checked)
 
     def onFinishScan(self):
-        if self.logic.navigator is not None:
-            self._show(self._guard(self.logic.finishScan, self.ui.skipFinishedCheckBox.checked))
+        self._navigate("finishScan", self.ui.skipFinishedCheckBox.checked)
 
     # --- opacity, kept in step both ways ----------------------------------------------------------------------
     def onOpacitySlider(self, value):
-        seg = self.logic.segmentationNode
+        seg = self.ui.embeddedSegmentEditorWidget.segmentationNode()  # the folder's scan, or one picked in the editor
         if seg is not None and seg.GetDisplayNode() is not None:
             seg.GetDisplayNode().SetOpacity2DFill(value)
             seg.GetDisplayNode().SetOpacity3D(value)
@@ -404,7 +495,9 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         table.setRowCount(len(nav.keys))
         finished = nav.finished()
         for row, key in enumerate(nav.keys):
-            table.setItem(row, 0, qt.QTableWidgetItem(key))
+            name = qt.QTableWidgetItem(key)
+            name.setFlags(qt.Qt.ItemIsSelectable | qt.Qt.ItemIsEnabled)  # double-click opens the scan, not an editor
+            table.setItem(row, 0, name)
             box = qt.QTableWidgetItem()
             box.setFlags(qt.Qt.ItemIsUserCheckable | qt.Qt.ItemIsEnabled)
             box.setCheckState(qt.Qt.Checked if key in finished else qt.Qt.Unchecked)
@@ -412,12 +505,12 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         table.blockSignals(False)
 
     def onTableDoubleClick(self, row, column):
-        self._show(self._guard(self.logic.openScan, row))
+        self._navigate("openScan", row)
 
     def onTableItemChanged(self, item):
-        if item.column() == 1:
+        if item.column() == 1 and self.logic is not None:
             self._guard(self.logic.setScanFinished, item.row(), item.checkState() == qt.Qt.Checked)
-            self.updateProgress()
+            qt.QTimer.singleShot(0, self.updateProgress)  # rebuilding the table deletes `item`: not inside its signal
 
 
 class EISegMed3DLogic(ScriptedLoadableModuleLogic):
@@ -435,6 +528,8 @@ class EISegMed3DLogic(ScriptedLoadableModuleLogic):
         self.impl = InteractiveSegmentationLogic(scene or slicer.mrmlScene)
 
     def __getattr__(self, name):
+        if "impl" not in self.__dict__:  # AttributeError (not KeyError), so hasattr() and copy behave
+            raise AttributeError(name)
         return getattr(self.__dict__["impl"], name)
 
 
@@ -465,6 +560,9 @@ class EISegMed3DTest(ScriptedLoadableModuleTest):
         self.delayDisplay("Starting EISegMed3D end-to-end test")
         slicer.util.selectModule("EISegMed3D")
         widget = slicer.modules.EISegMed3DWidget
+        widget.ui.defaultModelCheckBox.checked = True  # the bundled model, whatever the saved settings say
+        widget.ui.backendComboBox.currentText = "auto"
+        widget.ui.deviceComboBox.currentText = "auto"
         widget.onLoadModel()
         self.assertNotEqual(widget.logic.model, None, "the bundled model must load")
         folder = self._make_folder()
