@@ -201,3 +201,16 @@ def test_roi_never_below_the_minimum_size():
     spacing_kji = np.array([1.0, 1.0, 1.0])
     tiny = choose_roi(MANIFEST, (50, 50, 50), spacing_kji, [(25.0, 25.0, 25.0)], (slice(25, 26),) * 3)
     np.testing.assert_allclose(tiny.voxel_mm(spacing_kji), [24.0 / 24] * 3)
+
+
+def test_roi_past_the_size_limit_refines_around_the_latest_click():
+    manifest = {**MANIFEST, "spacing_policy": {**MANIFEST["spacing_policy"], "max_roi_mm": 60.0}}
+    shape, spacing_kji = (100, 300, 300), np.array([2.0, 0.7, 0.7])
+    clicks = [(50.0, 100.0, 100.0), (50.0, 200.0, 210.0)]  # 100+ voxels apart: far beyond 60 mm
+    roi = choose_roi(manifest, shape, spacing_kji, clicks, (slice(30, 71), slice(60, 241), slice(60, 241)))
+    np.testing.assert_allclose(roi.voxel_mm(spacing_kji), [60.0 / 24] * 3)
+    centre = (roi.start + roi.end) / 2
+    np.testing.assert_allclose(centre, clicks[-1])
+    # below the limit nothing changes
+    small = [(50.0, 150.0, 150.0)]
+    assert np.allclose(choose_roi(manifest, shape, spacing_kji, small).step, choose_roi(MANIFEST, shape, spacing_kji, small).step)

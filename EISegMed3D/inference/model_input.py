@@ -24,6 +24,12 @@ def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=Non
         points = np.vstack([points, corners])
     lo, hi = points.min(axis=0), points.max(axis=0)
     size = roi_mod.roi_size_mm(lo, hi, spacing_kji, policy, object_known=mask_box is not None) * zoom
+    limit = policy.get("max_roi_mm")
+    if limit and size > limit:
+        # Too large to see at the model's resolution: refine around the latest click only (the rest of the
+        # object, outside the ROI, is kept as it is).
+        focus = np.asarray(points_kji, dtype=np.float64).reshape(-1, 3)[-1]
+        return roi_mod.isotropic_roi(focus, focus, spacing_kji, patch, float(limit))
     return roi_mod.isotropic_roi(lo, hi, spacing_kji, patch, size)
 
 

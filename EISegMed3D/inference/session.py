@@ -142,9 +142,12 @@ class InteractiveSession:
         mask_box = self._mask_box
         points = [c.kji for c in clicks]
         max_zoom = manifest["spacing_policy"].get("max_zoom_out", 1)
-        zoom, model_s, runs = 1.0, 0.0, 0
+        zoom, model_s, runs, roi = 1.0, 0.0, 0, None
         while True:
-            roi = choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, zoom)
+            previous_roi, roi = roi, choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, zoom)
+            if previous_roi is not None and np.allclose(roi.step, previous_roi.step) and np.allclose(roi.start, previous_roi.start):
+                roi = previous_roi  # at the size limit: zooming out changes nothing
+                break
             image, click_channels = model_inputs(volume.array, self._stats, self.mask, clicks, roi, spacing_kji,
                                                  manifest, self._soft_previous(roi))
             tick = time.perf_counter()
