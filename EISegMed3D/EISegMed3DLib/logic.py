@@ -76,11 +76,23 @@ class InteractiveSegmentationLogic(ScanFolderMixin):
         """Continue from the segment as it is: refine an existing segment, or resume after an outside edit."""
         self.session.set_mask(content)
         target.seed, target.base, target.redo, target.digest = content, len(target.applied), [], digest(content)
+        volumeNode, segmentationNode = self._nodes(target)
+        target.mtime = labelmap_mtime(segmentationNode, target.key[2])
 
     def _follow_outside_edits(self, volumeNode, segmentationNode) -> None:
-        content = self._segment_content(volumeNode, segmentationNode, self._current.key[2])
-        if digest(content) != self._current.digest:  # edited with Segment Editor effects since our last write
-            self._reseed(self._current, content)
+        """Reseed when the segment was edited with Segment Editor effects since our last write.
+
+        The labelmap's modified time answers without reading the volume-sized segment on every click; only when
+        it moved is the content read and compared.
+        """
+        target = self._current
+        if labelmap_mtime(segmentationNode, target.key[2]) == target.mtime:
+            return
+        content = self._segment_content(volumeNode, segmentationNode, target.key[2])
+        if digest(content) != target.digest:
+            self._reseed(target, content)
+        else:
+            target.mtime = labelmap_mtime(segmentationNode, target.key[2])
 
     # --- clicks ----------------------------------------------------------------------------------------------
     def planClicks(self, volumeNode, segmentationNode, segmentId, positive=(), negative=()) -> ClickJob | None:
@@ -130,7 +142,7 @@ class InteractiveSegmentationLogic(ScanFolderMixin):
         to_seg = scan_to_segmentation(volumeNode, segmentationNode)
         apply_mask(segmentationNode, segment_id, to_seg, box, self.session.mask[box], self.editorNode,
                    self.session.volume.array)
-        target.digest = digest(self._segment_content(volumeNode, segmentationNode, segment_id))
+        target.digest, target.mtime = "", labelmap_mtime(segmentationNode, segment_id)  # content read only if it moves
         click_store.write_tag(segmentationNode.GetSegmentation().GetSegment(segment_id), target.applied)
 
     # --- undo / redo / reset -----------------------------------------------------------------------------------
@@ -190,3 +202,8 @@ class InteractiveSegmentationLogic(ScanFolderMixin):
         """Called when nodes go away (scan switch, scene close): no state may point at removed nodes."""
         self._targets, self._current, self._volume_key = {}, None, None
 
+
+def labelmap_mtime(segmentationNode, segmentId) -> int:
+    segment = segmentationNode.GetSegmentation().GetSegment(segmentId) if segmentationNode is not None else None
+    image = segment.GetRepresentation("Binary labelmap") if segment is not None else None
+    return image.GetMTime() if image is not None else -1

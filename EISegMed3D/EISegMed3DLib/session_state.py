@@ -18,7 +18,8 @@ class Target:
     applied: list = field(default_factory=list)  # WorldClick, in the order they were applied
     base: int = 0  # applied[:base] are already part of `seed` (restored or from before an outside edit)
     redo: list = field(default_factory=list)
-    digest: str = ""  # of the segment content after our last write: tells outside edits apart
+    digest: str = ""  # of the segment content when last read: tells outside edits apart
+    mtime: int = -1  # modified time of the segment's labelmap after our last write or read: unchanged = no edit
 
 
 @dataclass

@@ -132,6 +132,19 @@ def test_refine_starts_from_the_existing_segment(scene, logic, tiny_model_dir):
     assert got[3, 4, 4] == 1
 
 
+def test_a_manual_edit_between_clicks_is_kept(scene, logic):
+    """An edit made with Segment Editor effects after a click becomes the base of the next click."""
+    volume = add_volume(scene)
+    seg, (target,) = add_segmentation(scene, volume)
+    logic.segment(volume, seg, target, positive=[world(volume, (18, 20, 12))])
+    edited = content(volume, seg, target)
+    edited[2:6, 2:8, 2:8] = 1  # painted by hand, far from any click
+    write_segment(seg, target, geometry.scan_to_segmentation(volume, seg), geometry.full_box(SHAPE), edited)
+    logic.segment(volume, seg, target, positive=[world(volume, (18, 20, 12)), world(volume, (20, 22, 12))])
+    assert content(volume, seg, target)[3, 4, 4] == 1
+    assert logic.session.mask[3, 4, 4] == 1
+
+
 def test_undo_redo_and_moving_a_point(scene, logic):
     volume = add_volume(scene)
     seg, (target,) = add_segmentation(scene, volume)
