@@ -28,7 +28,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "EISegMed3D"), str(ROOT)]
 
-DEFAULT_SCAN = Path("/work/shared/data/spine_mri_vertebral_bodies_t2/case_000.nii.gz")
+import sections  # noqa: E402  (benchmarks/, the script's folder)
+
+DEFAULT_SCAN = ROOT.parent / "shared" / "data" / "spine_mri_vertebral_bodies_t2" / "case_000.nii.gz"
 BACKENDS = ("onnx", "paddle")
 THREADS = 2
 TARGET_P50_MS = {"onnx": 150.0, "paddle": 300.0}
@@ -381,15 +383,7 @@ def render(args, results: dict, memory: list[dict], command: str, load: dict) ->
 
 
 def update_section(path: Path, section: str) -> None:
-    """Replace only the text between the latency markers; create the file with a top heading if needed."""
-    text = path.read_text(encoding="utf-8") if path.is_file() else "# Benchmarks\n"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        tail = rest.split(MARK_END, 1)[1]
-        text = head + section.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
+    sections.update_section(path, section, MARK_START, MARK_END)
 
 
 def main(argv=None) -> int:
