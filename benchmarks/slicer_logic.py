@@ -83,7 +83,7 @@ def report(size_ijk, data: dict) -> str:
         f"| {len(data['total'])} | {total:.0f} ms | {engine:.0f} ms | {total - engine:.0f} ms | {data['total'][0] * 1000:.0f} ms |",
         "",
         "Outside edits are detected by the segment labelmap's modified time, so a click never reads the whole "
-        "segment; before that change the same run took 650-900 ms per click.",
+        "segment; before that change this script took 650-900 ms per click (on a busier machine, engine 210 ms then), most of it reading the segment twice.",
         END,
     ])
 
