@@ -4,6 +4,7 @@ The widget is thin: all MRML work is in EISegMed3DLib (tested headless on slicer
 `inference` engine. Model runs happen on one worker thread; the GUI thread polls it with processEvents.
 """
 import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -281,17 +282,14 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             raise RuntimeError("the model run was replaced by a newer request")
         return outcome.result
 
-    def ensureDependencies(self, force=False):
-        """Ask once, then install the runtime packages on the main thread."""
-        try:
-            import filelock  # noqa: F401  (not bundled with Slicer; the engine's progress file needs it)
-            import onnxruntime  # noqa: F401
-            import SimpleITK  # noqa: F401
-            if not force:
-                return True
-        except ImportError:
-            pass
-        requirements = self.resourcePath("requirements.txt")
+    def ensureDependencies(self, force=False, paddle=False):
+        """Ask once, then install the runtime packages on the main thread (Paddle only when it is needed)."""
+        modules = ("paddle",) if paddle else ("filelock", "onnxruntime", "SimpleITK")  # filelock: not bundled with Slicer
+        if not force and all(importlib.util.find_spec(name) is not None for name in modules):
+            return True
+        requirements = self.resourcePath("requirements-paddle.txt" if paddle else "requirements.txt")
+        what = ("Paddle (paddlepaddle, CPU build, about 200 MB), needed for the Paddle backend and the original "
+                "model's .pdmodel files" if paddle else "ONNX Runtime, SimpleITK, filelock and scipy")
         try:  # Slicer >= 5.11; a submodule, so it must be imported to be found
             import slicer.packaging as packaging
 
@@ -303,8 +301,8 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 if packaging is not None:  # asks the user itself, shows progress, skips in testing mode
                     packaging.pip_ensure(packaging.load_requirements(requirements), requester="EISegMed3D")
                 elif slicer.util.confirmOkCancelDisplay(
-                        "EISegMed3D needs Python packages (ONNX Runtime, SimpleITK, filelock, scipy; optionally Paddle).\n"
-                        "Install them now into Slicer's Python? For a GPU build of Paddle see Resources/requirements.txt."):
+                        f"EISegMed3D needs {what}.\nInstall now into Slicer's Python? "
+                        "For a GPU build of Paddle see Resources/requirements-paddle.txt."):
                     # a list: a single string is split like a shell line, which breaks paths with spaces or backslashes
                     slicer.util.pip_install(["-r", requirements])
                 else:
@@ -322,6 +320,9 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         path = None if ui.defaultModelCheckBox.checked else (ui.modelPathLineEdit.currentPath or None)
         params = ui.paramPathLineEdit.currentPath or None
         backend, device = ui.backendComboBox.currentText, ui.deviceComboBox.currentText
+        needs_paddle = backend == "paddle" or (path or "").endswith(".pdmodel")
+        if needs_paddle and not self.ensureDependencies(paddle=True):
+            return
         self._busy = True  # points placed meanwhile wait for the new model
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         try:
