@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "EISegMed3D"), str(ROOT)]
 
 import sections  # noqa: E402  (benchmarks/, the script's folder)
+from inference.datafolder import label_path  # noqa: E402
+from training.evaluation.metrics import dice  # noqa: E402
 
 DEFAULT_SCAN = ROOT.parent / "shared" / "data" / "spine_mri_vertebral_bodies_t2" / "case_000.nii.gz"
 BACKENDS = ("onnx", "paddle")
@@ -55,13 +57,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports kB
 
 
-def label_path_for(scan: Path) -> Path:
-    """case_000.nii.gz -> case_000_label.nii.gz (the layout of ../shared/data)."""
-    name = scan.name
-    stem, ext = (name[:-7], ".nii.gz") if name.endswith(".nii.gz") else (scan.stem, scan.suffix)
-    return scan.with_name(f"{stem}_label{ext}")
-
-
 def crop_box(mask: np.ndarray, margin: int) -> tuple:
     """Bounding box of `mask` grown by `margin` voxels, clipped to the array."""
     where = np.nonzero(mask)
@@ -78,12 +73,6 @@ def robot_click(gt_crop: np.ndarray, box: tuple, session, spacing_ijk):
         return None
     (i, j, k), positive = found
     return (i + box[2].start, j + box[1].start, k + box[0].start), positive
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a > 0, b > 0
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
 def runtime_version(backend: str) -> str:
@@ -356,7 +345,7 @@ def render(args, results: dict, memory: list[dict], command: str, load: dict) ->
         "from the simulated user `training.evaluation.robot.next_click` (mm variant)",
         "- Latency = `ClickResult.latency_s` (click to full-grid mask, all included); model = `ClickResult.model_s` "
         "(inside the network, summed over runs); rest = latency - model. Model load includes the warm-up predict.",
-        f"- set_volume (intensity statistics, once per scan): "
+        "- set_volume (intensity statistics, once per scan): "
         + ", ".join(f"{b} {1000 * results[b]['set_volume_s']:.0f} ms" for b in BACKENDS),
         f"- Final Dice per object (sanity check, not an evaluation): {dice_line}",
         "",
@@ -397,7 +386,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument("--volume", choices=("synthetic", "scan"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.label = args.label or label_path_for(args.scan)
+    args.label = args.label or label_path(args.scan)
     labels = None if args.labels == "all" else [int(v) for v in args.labels.split(",")]
 
     if args.worker == "latency":

@@ -7,6 +7,7 @@ import SimpleITK as sitk
 
 from inference import InteractiveSession, Volume, load_model
 from inference.cli import main as cli_main
+from training.evaluation.metrics import dice
 from training.evaluation.robot import next_click
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -20,10 +21,6 @@ def scan_and_label():
     volume = Volume.from_file(CASE)
     label = Volume.from_file(CASE.with_name("case_008_label.nii.gz")).array
     return volume, label
-
-
-def dice(a, b) -> float:
-    return 2 * float((a & b).sum()) / max(1, int(a.sum() + b.sum()))
 
 
 @pytest.mark.parametrize("backend", ["onnx", "paddle"])
