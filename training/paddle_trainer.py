@@ -58,6 +58,22 @@ class PaddleTrainer:
         self.optimizer.clear_grad()
         return float(loss)
 
+    def agreed_max(self, value: float) -> float:
+        """The largest `value` over all processes (the same number on every rank)."""
+        if self.world == 1:
+            return value
+        tensor = paddle.to_tensor([value], dtype="float64")
+        paddle.distributed.all_reduce(tensor, op=paddle.distributed.ReduceOp.MAX)
+        return float(tensor.numpy()[0])
+
+    def replica_spread(self) -> float:
+        """How far the processes' weights differ (0 when gradients were averaged, as they must be)."""
+        if self.world == 1:
+            return 0.0
+        checksum = float(sum(float(paddle.abs(p).sum()) for p in self.net.parameters()))
+        spread = checksum - (-self.agreed_max(-checksum))  # this rank minus the smallest
+        return self.agreed_max(abs(spread))
+
     def save(self, run_dir: Path, step: int) -> None:
         if self.rank != 0:
             return

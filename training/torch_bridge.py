@@ -113,6 +113,12 @@ class TorchTrainer:
         self.optimizer.step()
         return float(loss)
 
+    def agreed_max(self, value: float) -> float:
+        return value  # one process
+
+    def replica_spread(self) -> float:
+        return 0.0
+
     def save(self, run_dir: Path, step: int) -> None:
         tmp = run_dir / "torch_checkpoint.pt.tmp"
         torch.save({"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": int(step)}, tmp)

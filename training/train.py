@@ -3,16 +3,22 @@
 Each step: draw a batch with starting clicks, run 0..N no-grad passes that feed the prediction back as the
 previous mask and add an error-driven click, then one gradient step on the last pass. Checkpoints hold the
 weights, optimiser, and step, so a stopped run resumes exactly (the data stream depends on seed and step only).
-Several GPUs: `python -m paddle.distributed.launch -m training.train --config ...`.
+Several GPUs (or both cores of a small CPU machine), one process each, gradients averaged:
+`python -m paddle.distributed.launch --nproc_per_node 2 training/train.py --config ...`.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+if __name__ == "__main__" and not __package__:  # run as a file, as paddle.distributed.launch does (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = "training"
 
 from .batches import ExampleStream, read_json
 
@@ -37,20 +43,26 @@ def learning_rate(config: dict, step: int, time_fraction: float = 0.0) -> float:
 
 
 def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_limit_s: float | None = None) -> dict:
-    """The training loop shared by every framework back end (`trainer` does the maths)."""
+    """The training loop shared by every framework back end (`trainer` does the maths).
+
+    With several processes (one per GPU, or per CPU core) each draws its own examples; only rank 0 logs and
+    saves, and the clock is agreed between ranks so all use the same learning rate and stop at the same step.
+    """
+    lead = getattr(trainer, "rank", 0) == 0
     run_dir.mkdir(parents=True, exist_ok=True)
     start_step = trainer.resume(run_dir)
     total = config["steps"] if steps is None else min(config["steps"], start_step + steps)
     manifest = read_json(config["manifest"])
     stream = ExampleStream(config["cache"], read_json(config["split"])["train"], manifest, config["batch_size"],
                            config["seed"], config.get("workers", 0))
-    log = open(run_dir / "log.jsonl", "a")
+    log = open(run_dir / "log.jsonl", "a") if lead else None
     started = time.time()
     step = start_step
     try:
         from tqdm import tqdm
 
-        bar = tqdm(range(start_step, total), initial=start_step, total=config["steps"], desc=config.get("name", "train"))
+        bar = tqdm(range(start_step, total), initial=start_step, total=config["steps"], desc=config.get("name", "train"),
+                   disable=not lead)
         for step in bar:
             examples = stream.batch(step)
             passes = np.random.default_rng([config["seed"], step, 1]).integers(0, config.get("max_click_passes", 3) + 1)
@@ -58,21 +70,26 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
                 images, clicks, _ = stream.arrays(examples)
                 examples = stream.add_error_clicks(examples, trainer.predict(images, clicks) > 0.5)
             images, clicks, targets = stream.arrays(examples)
-            time_fraction = (time.time() - started) / time_limit_s if time_limit_s else 0.0
+            elapsed = trainer.agreed_max(time.time() - started)
+            time_fraction = elapsed / time_limit_s if time_limit_s else 0.0
             loss = trainer.train_step(images, clicks, targets, learning_rate(config, step, time_fraction))
             bar.set_postfix(loss=f"{loss:.3f}", passes=int(passes))
-            log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(time.time() - started, 1)}) + "\n")
+            if log:
+                log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(elapsed, 1)}) + "\n")
             done = step + 1
             if done % config.get("checkpoint_every", 50) == 0 or done == total:
                 trainer.save(run_dir, done)
-                log.flush()
-            if time_limit_s and time.time() - started > time_limit_s:
+                if log:
+                    log.flush()
+            if time_limit_s and elapsed > time_limit_s:
                 trainer.save(run_dir, done)
                 break
     finally:
         stream.close()
-        log.close()
-    return {"steps_done": step + 1 - start_step, "seconds": time.time() - started}
+        if log:
+            log.close()
+    return {"steps_done": step + 1 - start_step, "seconds": time.time() - started,
+            "replica_spread": trainer.replica_spread()}
 
 
 def run_parser(description: str) -> argparse.ArgumentParser:
@@ -94,8 +111,14 @@ def launch(argv, description: str, make_trainer, load_init) -> int:
     if args.init:
         load_init(trainer, args.init)  # a checkpoint in the run folder, if any, still wins (resume)
     summary = run(config, trainer, args.run_dir or ROOT / "runs" / config["name"], args.steps, args.time_limit)
-    print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s "
-          f"({3600 * summary['steps_done'] / max(summary['seconds'], 1e-9):.0f} steps/hour) on {trainer.device}")
+    world = getattr(trainer, "world", 1)
+    if getattr(trainer, "rank", 0) == 0:
+        print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s "
+              f"({3600 * summary['steps_done'] / max(summary['seconds'], 1e-9):.0f} steps/hour) on {trainer.device}"
+              + (f" x {world} processes; replicas differ by {summary['replica_spread']:.3g}" if world > 1 else ""))
+    if summary["replica_spread"] > 1e-5:
+        raise RuntimeError(f"the {world} training processes ended with different weights "
+                           f"(spread {summary['replica_spread']:.3g}): gradients were not averaged")
     return 0
 
 

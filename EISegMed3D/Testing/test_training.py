@@ -262,6 +262,30 @@ def test_resumed_run_ends_with_the_same_weights(synth, smoke_run):
     assert losses[0] == losses[1]
 
 
+def test_two_process_data_parallel_run_averages_gradients(synth, smoke_run):
+    """The multi-GPU path, run on two CPU processes (gloo): rank 0 draws the same examples as the one-process
+    run, so its weights differ from that run's only if rank 1's gradients were averaged in; the ranks agree."""
+    import os
+    import subprocess
+    import sys
+
+    config = _config(synth, "smoke_dp")
+    run_dir = synth["root"] / "run_dp"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "EISegMed3D")]))
+    done = subprocess.run([sys.executable, "-m", "paddle.distributed.launch", "--nproc_per_node", "2",
+                           "--log_dir", str(synth["root"] / "dp_logs"), str(REPO / "training" / "train.py"),
+                           "--config", str(config), "--run-dir", str(run_dir)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "x 2 processes; replicas differ by 0" in done.stdout + done.stderr
+    assert (run_dir / "step.txt").read_text(encoding="utf-8") == "4"
+    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["step"] for line in lines] == [0, 1, 2, 3]  # logged once, by rank 0
+    single, parallel = _weights(smoke_run["run_dir"]), _weights(run_dir)
+    assert set(single) == set(parallel)
+    assert max(float(np.abs(single[n] - parallel[n]).max()) for n in single) > 1e-6
+
+
 def test_packaged_smoke_model_runs_in_the_engine(synth, smoke_run, tmp_path):
     import paddle
 
