@@ -30,6 +30,7 @@ class PaddleTrainer:
         self.device = paddle.set_device(f"gpu:{paddle.distributed.ParallelEnv().dev_id}" if use_gpu else "cpu")
         if self.world > 1:
             paddle.distributed.init_parallel_env()
+            config.setdefault("passes_seed", config["seed"])  # same pass count on every rank: none waits
             config["seed"] = config["seed"] * 1000 + self.rank  # each card sees its own examples
         paddle.seed(config["seed"])
         # Own name space: the optimiser checkpoint is keyed by parameter names ("conv3d_0.w_0_moment1_0"), which

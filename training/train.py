@@ -65,7 +65,7 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
                    disable=not lead)
         for step in bar:
             examples = stream.batch(step)
-            passes = np.random.default_rng([config["seed"], step, 1]).integers(0, config.get("max_click_passes", 3) + 1)
+            passes = np.random.default_rng([config.get("passes_seed", config["seed"]), step, 1]).integers(0, config.get("max_click_passes", 3) + 1)
             for _ in range(passes):
                 images, clicks, _ = stream.arrays(examples)
                 examples = stream.add_error_clicks(examples, trainer.predict(images, clicks) > 0.5)
