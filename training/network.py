@@ -1,8 +1,12 @@
 """Interactive VNet for CPU inference: a small 3D residual encoder-decoder.
 
 Inputs: image (N, 1, D, H, W) and click channels (N, 3, D, H, W) = [previous mask, positive balls, negative
-balls], concatenated at the input. Output: foreground logits (N, 1, D, H, W). Full-resolution layers are kept
-narrow because they dominate the cost of a click on a CPU.
+balls]. Output: foreground logits (N, 1, D, H, W). Full-resolution layers are kept narrow because they dominate
+the cost of a click on a CPU.
+
+Click fusion (`network.fusion`): "concat" stacks clicks with the image at the input; "branch" is the original
+EISeg-Med3D / RITM way: the image alone goes through the stem, the clicks through a small conv branch whose
+output, scaled by a learnable scalar (starting at 0.05), is added after the stem.
 """
 from __future__ import annotations
 
@@ -35,11 +39,22 @@ class ResidualStage(nn.Layer):
         return x + y
 
 
+FUSIONS = ("concat", "branch")
+BRANCH_SCALE_INIT = 0.05
+
+
 class InteractiveVNet(nn.Layer):
-    def __init__(self, base: int = 8, levels: int = 4, depths=(1, 2, 2, 2, 2)):
+    def __init__(self, base: int = 8, levels: int = 4, depths=(1, 2, 2, 2, 2), fusion: str = "concat"):
         super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"network fusion {fusion!r}: use one of {FUSIONS}")
+        self.fusion = fusion
         widths = [base * 2 ** i for i in range(levels + 1)]
-        self.stem = ConvNormAct(4, widths[0])
+        self.stem = ConvNormAct(4 if fusion == "concat" else 1, widths[0])
+        if fusion == "branch":
+            self.click_branch = nn.Sequential(ConvNormAct(3, widths[0]), nn.Conv3D(widths[0], widths[0], 3, padding=1))
+            self.click_scale = self.create_parameter(
+                [1], default_initializer=nn.initializer.Constant(BRANCH_SCALE_INIT))
         self.encoders = nn.LayerList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
         self.downs = nn.LayerList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
         self.ups = nn.LayerList([nn.Conv3DTranspose(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
@@ -48,7 +63,10 @@ class InteractiveVNet(nn.Layer):
         self.head = nn.Conv3D(widths[0], 1, 1)
 
     def forward(self, image, clicks):
-        x = self.stem(paddle.concat([image, clicks], axis=1))
+        if self.fusion == "concat":
+            x = self.stem(paddle.concat([image, clicks], axis=1))
+        else:
+            x = self.stem(image) + self.click_scale * self.click_branch(clicks)
         skips = []
         for level, encoder in enumerate(self.encoders):
             x = encoder(x)
@@ -64,7 +82,8 @@ class InteractiveVNet(nn.Layer):
 
 def build_network(config: dict) -> InteractiveVNet:
     net = config.get("network", {})
-    return InteractiveVNet(base=net.get("base", 8), levels=net.get("levels", 4), depths=tuple(net.get("depths", (1, 2, 2, 2, 2))))
+    return InteractiveVNet(base=net.get("base", 8), levels=net.get("levels", 4), depths=tuple(net.get("depths", (1, 2, 2, 2, 2))),
+                           fusion=net.get("fusion", "concat"))
 
 
 def parameter_count(layer: nn.Layer) -> int:

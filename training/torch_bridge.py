@@ -45,10 +45,14 @@ class ResidualStage(nn.Module):
 class InteractiveVNet(nn.Module):
     """Mirror of training.network.InteractiveVNet (same parameter names; InstanceNorm weight = Paddle scale)."""
 
-    def __init__(self, base=8, levels=4, depths=(1, 2, 2, 2, 2)):
+    def __init__(self, base=8, levels=4, depths=(1, 2, 2, 2, 2), fusion="concat"):
         super().__init__()
+        self.fusion = fusion
         widths = [base * 2 ** i for i in range(levels + 1)]
-        self.stem = ConvNormAct(4, widths[0])
+        self.stem = ConvNormAct(4 if fusion == "concat" else 1, widths[0])
+        if fusion == "branch":
+            self.click_branch = nn.Sequential(ConvNormAct(3, widths[0]), nn.Conv3d(widths[0], widths[0], 3, padding=1))
+            self.click_scale = nn.Parameter(torch.full((1,), 0.05))
         self.encoders = nn.ModuleList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
         self.downs = nn.ModuleList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
         self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
@@ -57,7 +61,10 @@ class InteractiveVNet(nn.Module):
         self.head = nn.Conv3d(widths[0], 1, 1)
 
     def forward(self, image, clicks):
-        x = self.stem(torch.cat([image, clicks], dim=1))
+        if self.fusion == "concat":
+            x = self.stem(torch.cat([image, clicks], dim=1))
+        else:
+            x = self.stem(image) + self.click_scale * self.click_branch(clicks)
         skips = []
         for level, encoder in enumerate(self.encoders):
             x = encoder(x)
@@ -88,7 +95,8 @@ class TorchTrainer:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         net = config.get("network", {})
-        self.net = InteractiveVNet(net.get("base", 8), net.get("levels", 4), tuple(net.get("depths", (1, 2, 2, 2, 2)))).to(self.device)
+        self.net = InteractiveVNet(net.get("base", 8), net.get("levels", 4), tuple(net.get("depths", (1, 2, 2, 2, 2))),
+                                   net.get("fusion", "concat")).to(self.device)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
 
     def predict(self, images, clicks):

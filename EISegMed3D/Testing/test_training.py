@@ -327,3 +327,43 @@ def test_packaged_smoke_model_runs_in_the_engine(synth, smoke_run, tmp_path):
     with paddle.no_grad():
         expected = net(paddle.to_tensor(image), paddle.to_tensor(channels)).numpy()
     np.testing.assert_allclose(model.predict(image, channels), expected, atol=1e-4)
+
+
+def test_click_branch_fusion_trains_exports_and_runs_in_the_engine(synth, tmp_path):
+    """The original's fusion (clicks through a conv branch, scaled, added after the stem) is a config option:
+    it trains, exports with graph parity and answers a click in the engine."""
+    from inference.model import load_model
+    from inference.session import InteractiveSession
+    from inference.volume import Volume
+    from training.network import BRANCH_SCALE_INIT, build_network, load_weights, parameter_count
+    from training.package_model import package
+    from training.train import load_config, main
+
+    config_path = _config(synth, "smoke_branch")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["network"]["fusion"] = "branch"
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    run_dir = synth["root"] / "run_branch"
+    assert main(["--config", str(config_path), "--run-dir", str(run_dir)]) == 0
+
+    config = load_config(config_path)
+    trained, fresh = build_network(config), build_network(config)
+    load_weights(trained, run_dir / "model.pdparams")
+    assert float(fresh.click_scale.numpy()[0]) == pytest.approx(BRANCH_SCALE_INIT)
+    assert float(trained.click_scale.numpy()[0]) != pytest.approx(BRANCH_SCALE_INIT, abs=1e-7)  # the scalar learns
+    concat = build_network({"network": {**config["network"], "fusion": "concat"}})
+    assert parameter_count(trained) > parameter_count(concat)
+
+    manifest = package(config, run_dir / "model.pdparams", tmp_path / "branch", "branch-test", "", {"steps": 4})
+    assert manifest["network"]["fusion"] == "branch"
+    assert max(manifest["export"]["parity_max_abs_diff"].values()) <= 1e-4
+    session = InteractiveSession(load_model(tmp_path / "branch"))
+    session.set_volume(Volume.from_file(synth["data"] / "synth" / "case_002.nii.gz"))
+    assert session.add_click(ijk=(14.0, 16.0, 14.0), positive=True).mask.shape == session.volume.shape
+
+
+def test_unknown_fusion_is_refused():
+    from training.network import build_network
+
+    with pytest.raises(ValueError, match="fusion 'sum'"):
+        build_network({"network": {"base": 4, "levels": 2, "depths": [1, 1, 1], "fusion": "sum"}})
