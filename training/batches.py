@@ -18,18 +18,32 @@ from .sampler import make_example, object_boxes, to_arrays
 _STATE: dict = {}
 
 
-def _init_worker(cache_dir: str, keys: list, manifest: dict) -> None:
+def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "case") -> None:
     cases = load_cache(Path(cache_dir), keys)
     for case in cases:
         case["boxes"] = object_boxes(case["label"])
-    _STATE.update(cases=cases, manifest=manifest)
+    _STATE.update(cases=cases, manifest=manifest, weights=case_weights(keys, sampling))
+
+
+def case_weights(keys: list, sampling: str) -> np.ndarray:
+    """Probability of drawing each case: "case" = every case alike; "dataset" = every data folder alike (so a
+    folder with many cases, e.g. 21 spine scans of 33, does not dominate), cases alike within a folder."""
+    if sampling == "case":
+        return np.full(len(keys), 1.0 / len(keys))
+    if sampling != "dataset":
+        raise ValueError(f"case sampling {sampling!r}: use 'case' or 'dataset'")
+    folders = [key.split("/")[0] for key in keys]
+    sizes = {folder: folders.count(folder) for folder in folders}
+    return np.array([1.0 / (len(sizes) * sizes[folder]) for folder in folders])
 
 
 def _example(seed_tuple) -> dict:
     rng = np.random.default_rng(seed_tuple)
-    cases = _STATE["cases"]
+    cases, weights = _STATE["cases"], _STATE["weights"]
     while True:
-        example = make_example(rng, cases[int(rng.integers(len(cases)))], _STATE["manifest"])
+        # Uniform case sampling keeps its original draw (rng.integers), so earlier runs reproduce exactly.
+        index = rng.integers(len(cases)) if np.ptp(weights) == 0 else rng.choice(len(cases), p=weights)
+        example = make_example(rng, cases[int(index)], _STATE["manifest"])
         if example is not None:
             example["rng"] = rng.bit_generator.state
             return example
@@ -51,9 +65,11 @@ def _next_click(args) -> dict:
 class ExampleStream:
     """Batches of examples, with `workers` processes (0: in this process)."""
 
-    def __init__(self, cache_dir, keys, manifest: dict, batch_size: int, seed: int, workers: int = 0):
+    def __init__(self, cache_dir, keys, manifest: dict, batch_size: int, seed: int, workers: int = 0,
+                 sampling: str = "case"):
         self.batch_size, self.seed, self.manifest = batch_size, seed, manifest
-        args = (str(cache_dir), list(keys), manifest)
+        case_weights(list(keys), sampling)  # a bad setting fails here, not inside a worker
+        args = (str(cache_dir), list(keys), manifest, sampling)
         self._pending = None
         if workers > 0:
             self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=args)

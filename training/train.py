@@ -54,7 +54,7 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
     total = config["steps"] if steps is None else min(config["steps"], start_step + steps)
     manifest = read_json(config["manifest"])
     stream = ExampleStream(config["cache"], read_json(config["split"])["train"], manifest, config["batch_size"],
-                           config["seed"], config.get("workers", 0))
+                           config["seed"], config.get("workers", 0), config.get("case_sampling", "case"))
     log = open(run_dir / "log.jsonl", "a") if lead else None
     started = time.time()
     step = start_step

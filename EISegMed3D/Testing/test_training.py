@@ -367,3 +367,28 @@ def test_unknown_fusion_is_refused():
 
     with pytest.raises(ValueError, match="fusion 'sum'"):
         build_network({"network": {"base": 4, "levels": 2, "depths": [1, 1, 1], "fusion": "sum"}})
+
+
+def test_case_sampling_by_dataset_weights_every_folder_alike():
+    from training.batches import case_weights
+
+    keys = ["spine/case_000", "spine/case_001", "spine/case_002", "liver/case_000"]
+    np.testing.assert_allclose(case_weights(keys, "case"), [0.25] * 4)
+    by_folder = case_weights(keys, "dataset")
+    np.testing.assert_allclose(by_folder, [1 / 6, 1 / 6, 1 / 6, 1 / 2])
+    assert by_folder.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="case sampling 'folder'"):
+        case_weights(keys, "folder")
+
+
+def test_dataset_sampling_run_trains_and_a_bad_setting_fails_before_training(synth):
+    from training.batches import ExampleStream
+    from training.train import main
+
+    config_path = _config(synth, "smoke_by_dataset")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config.update(case_sampling="dataset", steps=2)
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    assert main(["--config", str(config_path), "--run-dir", str(synth["root"] / "run_by_dataset")]) == 0
+    with pytest.raises(ValueError, match="case sampling"):
+        ExampleStream(synth["cache"], KEYS[:2], synth["manifest"], 1, 0, sampling="by_folder")
