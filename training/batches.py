@@ -27,7 +27,7 @@ def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "ca
 
 def case_weights(keys: list, sampling: str) -> np.ndarray:
     """Probability of drawing each case: "case" = every case alike; "dataset" = every data folder alike (so a
-    folder with many cases, e.g. 21 spine scans of 33, does not dominate), cases alike within a folder."""
+    folder with many cases, e.g. 22 spine MRI scans of 33, does not dominate), cases alike within a folder."""
     if sampling == "case":
         return np.full(len(keys), 1.0 / len(keys))
     if sampling != "dataset":
