@@ -52,7 +52,7 @@ class InteractiveVNet(nn.Module):
         self.stem = ConvNormAct(4 if fusion == "concat" else 1, widths[0])
         if fusion == "branch":
             self.click_branch = nn.Sequential(ConvNormAct(3, widths[0]), nn.Conv3d(widths[0], widths[0], 3, padding=1))
-            self.click_scale = nn.Parameter(torch.full((1,), 0.05))
+            self.click_scale = nn.Parameter(torch.full((1,), 0.05))  # = network.BRANCH_SCALE_INIT (that module needs Paddle)
         self.encoders = nn.ModuleList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
         self.downs = nn.ModuleList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
         self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
