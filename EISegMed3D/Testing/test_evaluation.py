@@ -93,6 +93,30 @@ def test_noc_failures_and_auc():
     assert agg["latency_first"]["p50_s"] == pytest.approx(0.4)
 
 
+def test_error_profile_tells_an_edge_shell_from_a_missed_region():
+    gt = np.zeros((30, 30, 30), bool)
+    gt[5:25, 5:25, 5:25] = True
+    grown = np.zeros_like(gt)
+    grown[4:26, 4:26, 4:26] = True  # one voxel too big all round: every error voxel touches the edge
+    shell = metrics.error_profile(gt, grown)
+    assert shell == {"fp": 22 ** 3 - 20 ** 3, "fn": 0, "near_boundary": 1.0}
+    missed = gt.copy()
+    missed[5:25, 5:25, 5:15] = False  # half the cube missed: most error voxels lie deep inside
+    half = metrics.error_profile(gt, missed)
+    assert half["fp"] == 0 and half["fn"] == 20 * 20 * 10
+    assert half["near_boundary"] == pytest.approx((4000 - 18 * 18 * 9) / 4000)  # its outer layer only
+    assert metrics.error_profile(gt, gt) == {"fp": 0, "fn": 0, "near_boundary": None}
+    # an object cut by the scan border: the border is not its boundary, so a missed layer there is not "edge"
+    edge = np.zeros_like(gt)
+    edge[0:10, 0:10, 0:10] = True
+    inside = edge.copy()
+    inside[0, :, :] = False
+    assert metrics.error_profile(edge, inside)["near_boundary"] == pytest.approx(19 / 100)  # only j or i == 9
+    summary = metrics.error_summary([shell, half, shell], ks=(1, 2, 3, 4))
+    assert summary["fp_share@1"] == 1.0 and summary["fp_share@2"] == 0.0 and summary["fp_share@4"] is None
+    assert summary["near_boundary@2"] == half["near_boundary"]
+
+
 def test_structure_names_pool_levels_and_sides():
     assert structure_of("vertebral body L5 (expected; k-th from caudal)") == "vertebral body"
     assert structure_of("intervertebral disc L5/S1") == "intervertebral disc"
@@ -187,6 +211,11 @@ def test_evaluate_end_to_end_with_the_real_engine(tiny_model_dir, tiny_data, tmp
     again = evaluate([tiny_data], model, max_clicks=3, progress=False)
     strip = lambda runs: [[(c["ijk"], c["dice"]) for c in o["clicks"]] for o in runs]  # noqa: E731
     assert strip(again["runs"]["model"]) == strip(objects)
+    for click in (c for o in objects for c in o["clicks"] if c["iou"] < 1):  # error counts agree with Dice and IoU
+        inter = click["iou"] * (click["fp"] + click["fn"]) / (1 - click["iou"])
+        assert click["dice"] == pytest.approx(2 * inter / (2 * inter + click["fp"] + click["fn"]))
+        assert 0.0 <= click["near_boundary"] <= 1.0
+    assert all(o["summary"]["fp_share@3"] is not None for o in objects)
 
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": ["tiny_spine/case_000"], "val": ["tiny_spine/case_001"]}))
@@ -200,5 +229,7 @@ def test_evaluate_end_to_end_with_the_real_engine(tiny_model_dir, tiny_data, tmp
     assert set(document["runs"]["model"]["aggregates"]["per_structure"]) == {"vertebral body", "intervertebral disc"}
     table = (out / "evaluation.md").read_text(encoding="utf-8")
     assert "NoC@85" in table and "Grow from seeds" in table and "tiny_spine" in table
+    assert "near boundary@3" in table
+    assert document["runs"]["model"]["aggregates"]["all"]["near_boundary@3"] is None  # only 2 clicks were made
     png = (out / "dice_vs_clicks.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

@@ -6,11 +6,14 @@ as a failure when the threshold was never reached.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 K_VALUES = (1, 3, 5, 10, 20)
 NOC_THRESHOLDS = (0.85, 0.90)
 NOC_CAP = 20
 AUC_CLICKS = 5
+ERROR_K = (3, 20)  # where the residual error is described: after the target's 3 clicks and at the cap
+_FULL = np.ones((3, 3, 3), dtype=bool)
 
 
 def dice(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -25,6 +28,34 @@ def iou(gt: np.ndarray, pred: np.ndarray) -> float:
     gt, pred = np.asarray(gt) > 0, np.asarray(pred) > 0
     union = int(np.logical_or(gt, pred).sum())
     return 1.0 if union == 0 else int(np.logical_and(gt, pred).sum()) / union
+
+
+def error_profile(gt: np.ndarray, pred: np.ndarray) -> dict:
+    """Where the error lies: false positive and false negative voxel counts, and the share of all error voxels
+    within one voxel (26-neighbourhood) of the reference boundary, i.e. a disagreement about the edge rather
+    than a missed or leaked region. 0 error voxels give a share of None."""
+    gt, pred = np.asarray(gt) > 0, np.asarray(pred) > 0
+    fp, fn = int((pred & ~gt).sum()), int((gt & ~pred).sum())
+    found = ndimage.find_objects((gt | pred).astype(np.uint8))
+    if not found or fp + fn == 0:
+        return {"fp": fp, "fn": fn, "near_boundary": None}
+    # Only the box around both masks (padded by 2 so the band is whole) is looked at: scans are large.
+    box = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in found[0])
+    ref, out = gt[box], pred[box]
+    band = ndimage.binary_dilation(ref, _FULL) & ~ndimage.binary_erosion(ref, _FULL, border_value=1)
+    near = int(((ref ^ out) & band).sum())
+    return {"fp": fp, "fn": fn, "near_boundary": near / (fp + fn)}
+
+
+def error_summary(records: list[dict], ks=ERROR_K) -> dict:
+    """Per object, after k clicks: the false-positive share of the error and its near-boundary share."""
+    out = {}
+    for k in ks:
+        record = at_k(records, k)
+        error = None if record is None or "fp" not in record else record["fp"] + record["fn"]
+        out[f"fp_share@{k}"] = None if not error else record["fp"] / error
+        out[f"near_boundary@{k}"] = None if record is None else record.get("near_boundary")
+    return out
 
 
 def noc(ious, threshold: float, cap: int = NOC_CAP) -> tuple[int, bool]:
@@ -87,6 +118,9 @@ def aggregate(summaries: list[dict], latencies: dict | None = None) -> dict:
         out[f"noc@{name}"] = mean(s[f"noc@{name}"] for s in summaries)
         out[f"nof@{name}"] = int(sum(bool(s[f"failed@{name}"]) for s in summaries))
     out["auc"] = mean(s["auc"] for s in summaries)
+    for k in ERROR_K:
+        for name in (f"fp_share@{k}", f"near_boundary@{k}"):
+            out[name] = mean(s.get(name) for s in summaries)
     for which, pairs in (latencies or {}).items():
         total = [p[0] for p in pairs]
         model = [p[1] for p in pairs]

@@ -90,6 +90,13 @@ def _accuracy_row(name: str, agg: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _error_row(name: str, agg: dict) -> str:
+    cells = [name, str(agg["objects"])]
+    for k in metrics.ERROR_K:
+        cells += [_fmt(agg.get(f"fp_share@{k}"), 2), _fmt(agg.get(f"near_boundary@{k}"), 2)]
+    return "| " + " | ".join(cells) + " |"
+
+
 def _latency_row(name: str, agg: dict) -> str:
     first, later = agg.get("latency_first"), agg.get("latency_later")
     cells = [name, _ms(first, "p50_s"), _ms(first, "p95_s"), _ms(first, "model_p50_s"),
@@ -99,6 +106,7 @@ def _latency_row(name: str, agg: dict) -> str:
 
 ACCURACY_HEADER = ("| | objects | " + " | ".join(f"Dice@{k}" for k in TABLE_K) + " | "
                    + " | ".join(f"IoU@{k}" for k in TABLE_K) + " | NoC@85 | NoC@90 | NoF 85/90 | AUC(1-5) |")
+ERROR_HEADER = ("| | objects | " + " | ".join(f"FP share@{k} | near boundary@{k}" for k in metrics.ERROR_K) + " |")
 LATENCY_HEADER = ("| | 1st click p50 ms | 1st p95 ms | 1st model p50 ms | later p50 ms | later p95 ms "
                   "| later model p50 ms | later rest p50 ms |")
 
@@ -128,6 +136,14 @@ def markdown(document: dict) -> str:
             for run, data in runs.items():
                 if name in data["aggregates"][level]:
                     lines.append(_accuracy_row(f"{name} — {display_name(run)}", data["aggregates"][level][name]))
+    lines += ["", "## Where the remaining error lies", "",
+              "Means over objects after k clicks: FP share = false positives / all error voxels (the rest are missed "
+              "voxels); near boundary = share of the error voxels within one voxel (26-neighbourhood) of the "
+              "reference boundary, i.e. edge disagreement rather than a missed or leaked region.", "",
+              ERROR_HEADER, header_rule(ERROR_HEADER)]
+    for run, data in runs.items():
+        lines.append(_error_row(display_name(run), data["aggregates"]["all"]))
+        lines += [_error_row(f"{name} — {display_name(run)}", agg) for name, agg in data["aggregates"]["per_dataset"].items()]
     lines += ["", "## Latency (click to mask; model = time inside the network or algorithm)", "",
               LATENCY_HEADER, header_rule(LATENCY_HEADER)]
     lines += [_latency_row(display_name(run), data["aggregates"]["all"]) for run, data in runs.items()]

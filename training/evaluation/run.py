@@ -103,7 +103,8 @@ def simulate(segmenter, volume, gt: np.ndarray, max_clicks: int, variant: str = 
         pred = result.mask
         records.append({"click": number, "ijk": list(ijk), "positive": positive,
                         "dice": metrics.dice(gt, pred), "iou": metrics.iou(gt, pred),
-                        "latency_s": float(result.latency_s), "model_s": float(result.model_s)})
+                        "latency_s": float(result.latency_s), "model_s": float(result.model_s),
+                        **metrics.error_profile(gt, pred)})
     return records
 
 
@@ -171,5 +172,6 @@ def evaluate(data_dirs, model=None, max_clicks: int = 20, structures=None, cases
 
 def _object_record(obj: EvalObject, voxels: int, records: list[dict]) -> dict:
     summary = metrics.object_summary([r["dice"] for r in records], [r["iou"] for r in records])
+    summary.update(metrics.error_summary(records))
     return {"dataset": obj.dataset, "case": obj.case, "label": obj.value, "name": obj.name,
             "structure": obj.structure, "voxels": voxels, "summary": summary, "clicks": records}
