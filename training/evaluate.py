@@ -27,6 +27,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--max-clicks", type=int, default=20)
     parser.add_argument("--baselines", default="growcut", help="comma list of growcut, random_walker; '' for none")
     parser.add_argument("--variants", default="mm", help="click distance variants: mm (primary), voxel, or mm,voxel")
+    parser.add_argument("--first-click", default="deepest", choices=("deepest", "edge"),
+                        help="deepest: the protocol's first click; edge: just inside the object's edge (2 mm), "
+                        "to test what the original's users reported")
     parser.add_argument("--split", type=Path, default=None, help='split.json {"train": [...], "val": [...]}; default: all cases')
     parser.add_argument("--subset", default="val", help="which list of the split to evaluate")
     parser.add_argument("--structures", default=None, help="comma list: only label names containing one of these")
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace, command: str | None = None) -> dict:
     cases = _split_cases(args.split, args.subset)
     results = evaluate(args.data_dirs, model, max_clicks=args.max_clicks, structures=_comma(args.structures) or None,
                        cases=cases, baselines=_comma(args.baselines), variants=_comma(args.variants),
-                       min_voxels=args.min_voxels, progress=not args.quiet)
+                       min_voxels=args.min_voxels, progress=not args.quiet, first_click=args.first_click)
     if not results["settings"]["objects"]:
         raise SystemExit("no objects to evaluate: check DATA_DIR names against the split's 'folder/case' keys and --structures")
     split = f"{args.split} [{args.subset}]" if args.split else None

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 
 from training.evaluation import metrics
 from training.evaluation.baselines import GrowCutSegmenter, RandomWalkerSegmenter
-from training.evaluation.robot import next_click
+from training.evaluation.robot import edge_click, next_click
 from training.evaluation.run import evaluate, list_objects, structure_of
 
 
@@ -68,6 +68,26 @@ def test_first_click_lands_in_the_largest_object_part():
 
 
 # --- metrics --------------------------------------------------------------------------------------------------
+def test_edge_click_lies_just_inside_the_face_nearest_the_centre():
+    from scipy import ndimage
+
+    spacing_kji = (2.0, 1.0, 1.0)  # thick slices along k: depth is measured in mm
+    gt = _ball((30, 50, 50), (15, 25, 25), 12, spacing_kji)
+    (i, j, k), positive = edge_click(gt, spacing_kji[::-1])
+    assert positive and gt[k, j, i]
+    depth = ndimage.distance_transform_edt(np.pad(gt, 1), sampling=spacing_kji)[k + 1, j + 1, i + 1]
+    assert 0 < depth <= 2.0
+    centre_mm = np.sqrt((((np.array([k, j, i]) - (15, 25, 25)) * spacing_kji) ** 2).sum())
+    assert 9.0 <= centre_mm <= 12.0  # near the edge, not the centre (12 mm radius)
+    assert edge_click(gt, spacing_kji[::-1]) == ((i, j, k), True)  # deterministic
+    thin = np.zeros((5, 20, 20), bool)
+    thin[2, 5:15, 5:15] = True  # one voxel thick, 2 mm deep nowhere: every voxel is at the edge
+    (i, j, k), _ = edge_click(thin, (1.0, 1.0, 4.0))
+    assert thin[k, j, i]
+    with pytest.raises(ValueError, match="empty"):
+        edge_click(np.zeros((4, 4, 4), bool), (1.0, 1.0, 1.0))
+
+
 def test_dice_and_iou_by_hand():
     gt = np.zeros(10, bool)
     gt[:4] = True
@@ -216,6 +236,13 @@ def test_evaluate_end_to_end_with_the_real_engine(tiny_model_dir, tiny_data, tmp
         assert click["dice"] == pytest.approx(2 * inter / (2 * inter + click["fp"] + click["fn"]))
         assert 0.0 <= click["near_boundary"] <= 1.0
     assert all(o["summary"]["fp_share@3"] is not None for o in objects)
+
+    edge = evaluate([tiny_data], model, max_clicks=2, progress=False, first_click="edge")
+    assert edge["settings"]["first_click"] == "edge"
+    assert [o["clicks"][0]["ijk"] for o in edge["runs"]["model"]] != [o["clicks"][0]["ijk"] for o in objects]
+    assert all(o["clicks"][0]["positive"] for o in edge["runs"]["model"])
+    with pytest.raises(ValueError, match="first click"):
+        evaluate([tiny_data], model, max_clicks=1, progress=False, first_click="centre")
 
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": ["tiny_spine/case_000"], "val": ["tiny_spine/case_001"]}))

@@ -123,7 +123,9 @@ def markdown(document: dict) -> str:
              f"- Data: {', '.join(settings['data_dirs'])}; split: {document['split']}; objects: {settings['objects']}",
              f"- Model: {settings.get('model') or '–'}",
              f"- Simulated user: largest 26-connected error component, deepest voxel "
-             f"({', '.join(settings['variants'])} distance), up to {settings['max_clicks']} clicks, deterministic.",
+             f"({', '.join(settings['variants'])} distance), up to {settings['max_clicks']} clicks, deterministic."
+             + (" First click just inside the object's edge (2 mm deep, on the face nearest its centre)."
+                if settings.get("first_click") == "edge" else ""),
              "- NoC@85/90 use IoU thresholds, capped at 20 (a failure counts 20); NoF = failures at 85/90; "
              "AUC = trapezoid area of Dice over clicks 1..5 (max 4.0).", ""]
     runs = document["runs"]

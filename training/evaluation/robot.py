@@ -41,6 +41,33 @@ def deepest_voxel(component: np.ndarray, spacing_kji=None) -> tuple[int, int, in
     return tuple(int(local[a] - 1 + box[a].start) for a in range(3))
 
 
+FIRST_CLICKS = ("deepest", "edge")
+EDGE_DEPTH_MM = 2.0
+
+
+def edge_click(gt: np.ndarray, spacing_ijk, depth_mm: float = EDGE_DEPTH_MM) -> tuple[tuple[int, int, int], bool]:
+    """A first click near the object's edge, as the original's users placed them: of the voxels of the largest
+    part at most `depth_mm` inside the boundary, the one nearest (mm) to the deepest voxel, i.e. just inside the
+    face nearest the centre. Ties: lowest flat index. Returns ((i, j, k), True)."""
+    gt = np.asarray(gt) > 0
+    region = _box(gt)
+    if region is None:
+        raise ValueError("edge_click: the object is empty")
+    part = largest_component(gt[region])
+    sampling = tuple(float(s) for s in np.asarray(spacing_ijk, dtype=np.float64)[::-1])
+    box = _box(part)
+    crop = np.pad(part[box], 1)
+    depth = ndimage.distance_transform_edt(crop, sampling=sampling)
+    deepest = np.array(np.unravel_index(int(np.argmax(depth)), crop.shape))
+    zone = np.argwhere((depth > 0) & (depth <= depth_mm))
+    if len(zone) == 0:  # a layer thinner than depth_mm everywhere: every voxel is at the edge
+        zone = np.argwhere(depth > 0)
+    distance = np.sqrt((((zone - deepest) * np.array(sampling)) ** 2).sum(axis=1))
+    local = zone[int(np.argmin(distance))]  # argwhere is in flat order, argmin takes the first minimum
+    k, j, i = (int(local[a] - 1 + box[a].start + region[a].start) for a in range(3))
+    return (i, j, k), True
+
+
 def next_click(gt: np.ndarray, pred: np.ndarray | None, spacing_ijk=None, variant: str = "mm"):
     """The simulated user's next click as ((i, j, k), positive), or None when the prediction is perfect.
 

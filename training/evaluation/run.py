@@ -13,7 +13,7 @@ import numpy as np
 
 from . import metrics
 from .baselines import BASELINES
-from .robot import VARIANTS, next_click
+from .robot import FIRST_CLICKS, VARIANTS, edge_click, next_click
 
 MODEL_METHOD = "model"
 
@@ -84,8 +84,10 @@ def _case_objects(folder: Path, case: str, record: dict, patterns, min_voxels: i
     return objects
 
 
-def simulate(segmenter, volume, gt: np.ndarray, max_clicks: int, variant: str = "mm") -> list[dict]:
-    """Click with the simulated user up to `max_clicks` times; one record per click.
+def simulate(segmenter, volume, gt: np.ndarray, max_clicks: int, variant: str = "mm",
+             first_click: str = "deepest") -> list[dict]:
+    """Click with the simulated user up to `max_clicks` times; one record per click. `first_click="edge"` puts
+    the first click just inside the object's edge (robot.edge_click) instead of at its deepest voxel.
 
     When the mask is already perfect the user stops: the remaining clicks repeat the last numbers, with no
     click position and no latency.
@@ -93,7 +95,10 @@ def simulate(segmenter, volume, gt: np.ndarray, max_clicks: int, variant: str = 
     segmenter.set_volume(volume)
     pred, records = None, []
     for number in range(1, max_clicks + 1):
-        click = next_click(gt, pred, volume.spacing, variant)
+        if number == 1 and first_click == "edge":
+            click = edge_click(gt, volume.spacing)
+        else:
+            click = next_click(gt, pred, volume.spacing, variant)
         if click is None:
             records.append({**records[-1], "click": number, "ijk": None, "positive": None,
                             "latency_s": None, "model_s": None})
@@ -128,7 +133,8 @@ def run_name(method: str, variant: str) -> str:
 
 
 def evaluate(data_dirs, model=None, max_clicks: int = 20, structures=None, cases=None, baselines=(),
-             variants=("mm",), min_voxels: int = 1, progress: bool = True, methods: dict | None = None) -> dict:
+             variants=("mm",), min_voxels: int = 1, progress: bool = True, methods: dict | None = None,
+             first_click: str = "deepest") -> dict:
     """Evaluate the model (an inference Model, or None for baselines only) and the named baselines.
 
     Returns {"settings": {...}, "runs": {run name: [object record, ...]}}; each object record holds its
@@ -138,6 +144,8 @@ def evaluate(data_dirs, model=None, max_clicks: int = 20, structures=None, cases
     from inference.volume import Volume
     from tqdm import tqdm
 
+    if first_click not in FIRST_CLICKS:
+        raise ValueError(f"unknown first click {first_click!r}; use one of {FIRST_CLICKS}")
     for variant in variants:
         if variant not in VARIANTS:
             raise ValueError(f"unknown click variant {variant!r}; use one of {VARIANTS}")
@@ -158,11 +166,12 @@ def evaluate(data_dirs, model=None, max_clicks: int = 20, structures=None, cases
         for variant in variants:
             for method, factory in factories.items():
                 bar.set_postfix_str(f"{method} {obj.key} {obj.name[:24]}")
-                records = simulate(factory(), volume, gt, max_clicks, variant)
+                records = simulate(factory(), volume, gt, max_clicks, variant, first_click)
                 runs[run_name(method, variant)].append(_object_record(obj, int(gt.sum()), records))
                 bar.update(1)
     bar.close()
     settings = {"data_dirs": [str(d) for d in data_dirs], "max_clicks": max_clicks, "variants": list(variants),
+                "first_click": first_click,
                 "structures": list(structures) if structures else None, "cases": sorted(cases) if cases else None,
                 "objects": len(objects), "min_voxels": min_voxels,
                 "model": model.describe() if model is not None and hasattr(model, "describe") else None,
