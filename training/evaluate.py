@@ -14,6 +14,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from training.evaluation.robot import EDGE_DEPTH_MM, FIRST_CLICKS
+
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     """The evaluation arguments (also used as the `eiseg-med3d evaluate` sub-command's parser)."""
@@ -27,9 +29,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--max-clicks", type=int, default=20)
     parser.add_argument("--baselines", default="growcut", help="comma list of growcut, random_walker; '' for none")
     parser.add_argument("--variants", default="mm", help="click distance variants: mm (primary), voxel, or mm,voxel")
-    parser.add_argument("--first-click", default="deepest", choices=("deepest", "edge"),
-                        help="deepest: the protocol's first click; edge: just inside the object's edge (2 mm), "
-                        "to test what the original's users reported")
+    parser.add_argument("--first-click", default="deepest", choices=FIRST_CLICKS,
+                        help=f"deepest: the protocol's first click; edge: just inside the object's edge "
+                        f"({EDGE_DEPTH_MM:g} mm), to test what the original's users reported")
     parser.add_argument("--split", type=Path, default=None, help='split.json {"train": [...], "val": [...]}; default: all cases')
     parser.add_argument("--subset", default="val", help="which list of the split to evaluate")
     parser.add_argument("--structures", default=None, help="comma list: only label names containing one of these")

@@ -52,9 +52,9 @@ def error_summary(records: list[dict], ks=ERROR_K) -> dict:
     out = {}
     for k in ks:
         record = at_k(records, k)
-        error = None if record is None or "fp" not in record else record["fp"] + record["fn"]
+        error = None if record is None else record["fp"] + record["fn"]
         out[f"fp_share@{k}"] = None if not error else record["fp"] / error
-        out[f"near_boundary@{k}"] = None if record is None else record.get("near_boundary")
+        out[f"near_boundary@{k}"] = None if record is None else record["near_boundary"]
     return out
 
 

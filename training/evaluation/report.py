@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics
+from .robot import EDGE_DEPTH_MM
 
 LABELS = {"model": "EISeg-Med3D model", "growcut": "Grow from seeds (Slicer GrowCut)",
           "random_walker": "Random walker (scikit-image)"}
@@ -124,7 +125,7 @@ def markdown(document: dict) -> str:
              f"- Model: {settings.get('model') or '–'}",
              f"- Simulated user: largest 26-connected error component, deepest voxel "
              f"({', '.join(settings['variants'])} distance), up to {settings['max_clicks']} clicks, deterministic."
-             + (" First click just inside the object's edge (2 mm deep, on the face nearest its centre)."
+             + (f" First click just inside the object's edge ({EDGE_DEPTH_MM:g} mm deep, on the face nearest its centre)."
                 if settings.get("first_click") == "edge" else ""),
              "- NoC@85/90 use IoU thresholds, capped at 20 (a failure counts 20); NoF = failures at 85/90; "
              "AUC = trapezoid area of Dice over clicks 1..5 (max 4.0).", ""]
