@@ -31,14 +31,19 @@ def largest_component(error: np.ndarray) -> np.ndarray | None:
     return labels == (int(np.argmax(sizes)) + 1)
 
 
+def _depth(component: np.ndarray, spacing_kji=None) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of each component voxel to its border, on the component's box padded by one voxel (the box
+    edge counts as border), and the component index of that padded array's voxel 0."""
+    box = _box(component)
+    crop = np.pad(component[box], 1)
+    return ndimage.distance_transform_edt(crop, sampling=spacing_kji), np.array([s.start - 1 for s in box])
+
+
 def deepest_voxel(component: np.ndarray, spacing_kji=None) -> tuple[int, int, int]:
     """(k, j, i) of the component voxel farthest from its border; ties -> lowest flat index."""
-    box = _box(component)
-    crop = np.pad(component[box], 1)  # padding: the bounding box edge is outside the component
-    distance = ndimage.distance_transform_edt(crop, sampling=spacing_kji)
+    distance, origin = _depth(component, spacing_kji)
     flat = int(np.argmax(distance))  # first maximum in C order == lowest flat index of the full array
-    local = np.unravel_index(flat, crop.shape)
-    return tuple(int(local[a] - 1 + box[a].start) for a in range(3))
+    return tuple(int(v) for v in np.unravel_index(flat, distance.shape) + origin)
 
 
 FIRST_CLICKS = ("deepest", "edge")
@@ -53,18 +58,15 @@ def edge_click(gt: np.ndarray, spacing_ijk, depth_mm: float = EDGE_DEPTH_MM) -> 
     region = _box(gt)
     if region is None:
         raise ValueError("edge_click: the object is empty")
-    part = largest_component(gt[region])
     sampling = tuple(float(s) for s in np.asarray(spacing_ijk, dtype=np.float64)[::-1])
-    box = _box(part)
-    crop = np.pad(part[box], 1)
-    depth = ndimage.distance_transform_edt(crop, sampling=sampling)
-    deepest = np.array(np.unravel_index(int(np.argmax(depth)), crop.shape))
+    depth, origin = _depth(largest_component(gt[region]), sampling)
+    deepest = np.array(np.unravel_index(int(np.argmax(depth)), depth.shape))
     zone = np.argwhere((depth > 0) & (depth <= depth_mm))
     if len(zone) == 0:  # a layer thinner than depth_mm everywhere: every voxel is at the edge
         zone = np.argwhere(depth > 0)
     distance = np.sqrt((((zone - deepest) * np.array(sampling)) ** 2).sum(axis=1))
     local = zone[int(np.argmin(distance))]  # argwhere is in flat order, argmin takes the first minimum
-    k, j, i = (int(local[a] - 1 + box[a].start + region[a].start) for a in range(3))
+    k, j, i = (int(v) for v in local + origin + [s.start for s in region])
     return (i, j, k), True
 
 
