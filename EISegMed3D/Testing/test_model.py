@@ -173,12 +173,16 @@ def test_unknown_format_version(tiny_model_dir, tmp_path):
         load_model(folder)
 
 
-def test_click_channel_order_the_engine_cannot_feed(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("channels", [["positive_clicks", "negative_clicks", "distance_map"],
+                                      ["positive_clicks", "positive_clicks", "negative_clicks"],
+                                      ["previous_mask", "positive_clicks", "region"]])
+def test_click_channels_the_engine_cannot_feed(tiny_model_dir, tmp_path, channels):
+    # The engine draws channels by name (any order); unknown or repeated names, or no negative clicks, are refused.
     folder = copy_package(tiny_model_dir, tmp_path)
     inputs = tiny_manifest()["inputs"]
-    inputs[1]["channels"] = ["positive_clicks", "negative_clicks", "previous_mask"]
+    inputs[1]["channels"] = channels
     edit_manifest(folder, inputs=inputs)
-    with pytest.raises(ModelError, match="the engine feeds"):
+    with pytest.raises(ModelError, match="the engine feeds distinct names"):
         load_model(folder)
 
 

@@ -10,7 +10,8 @@ from .errors import ModelError
 FORMAT_VERSION = 1
 MANIFEST_NAME = "model.json"
 IMAGE_CHANNELS = ["image"]
-CLICK_CHANNELS = ["previous_mask", "positive_clicks", "negative_clicks"]  # the order the engine builds
+CLICK_CHANNELS = ["previous_mask", "positive_clicks", "negative_clicks"]  # what every model since the original takes
+PROMPT_CHANNELS = (*CLICK_CHANNELS, "region")  # names the engine can draw; a model lists those it takes, in its order
 REQUIRED_KEYS = ("name", "inputs", "output", "axis_order", "patch_shape", "spacing_policy", "normalization",
                  "threshold", "files", "sha256")
 # The original EISeg-Med3D release (../shared/docs/original_eiseg_med3d.md, "The released model's I/O contract").
@@ -57,15 +58,22 @@ def check_manifest(manifest: dict, path: Path) -> None:
 
 
 def check_inputs(inputs, path: Path) -> None:
-    """Two inputs in the order the engine feeds them: image (1 channel), clicks (3 channels)."""
+    """Two inputs in the order the engine feeds them: image (1 channel), clicks (channels named from PROMPT_CHANNELS,
+    each at most once, with the positive and negative click channels among them)."""
     if not isinstance(inputs, list) or len(inputs) != 2:
         count = len(inputs) if isinstance(inputs, list) else inputs
         raise ModelError(f"{path}: inputs must list 2 entries (image, clicks), found {count}")
-    for spec, expected in zip(inputs, (IMAGE_CHANNELS, CLICK_CHANNELS)):
-        channels = spec.get("channels") if isinstance(spec, dict) else None
-        if channels != expected:
-            raise ModelError(f"{path}: input {spec.get('name') if isinstance(spec, dict) else spec!r} has channels "
-                             f"{channels}, the engine feeds {expected}")
+    image, clicks = (spec.get("channels") if isinstance(spec, dict) else None for spec in inputs)
+    if image != IMAGE_CHANNELS:
+        raise ModelError(f"{path}: input {_input_name(inputs[0])} has channels {image}, the engine feeds {IMAGE_CHANNELS}")
+    if not (isinstance(clicks, list) and len(set(clicks)) == len(clicks) and set(clicks) <= set(PROMPT_CHANNELS)
+            and {"positive_clicks", "negative_clicks"} <= set(clicks)):
+        raise ModelError(f"{path}: input {_input_name(inputs[1])} has channels {clicks}; the engine feeds distinct "
+                         f"names from {list(PROMPT_CHANNELS)} including positive_clicks and negative_clicks")
+
+
+def _input_name(spec) -> str:
+    return repr(spec.get("name")) if isinstance(spec, dict) else repr(spec)
 
 
 def verify_files(folder: Path, manifest: dict, needed: list[str]) -> None:

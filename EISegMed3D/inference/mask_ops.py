@@ -47,9 +47,8 @@ def clean_components(mask: np.ndarray, positive_points, negative_points=(), prev
 
 
 def _labels_at(labels: np.ndarray, points) -> set:
-    found = set()
-    for point in points:
-        index = np.round(np.asarray(point)).astype(int)
-        if np.all(index >= 0) and np.all(index < labels.shape) and labels[tuple(index)]:
-            found.add(int(labels[tuple(index)]))
-    return found
+    """Labels under the points (rounded to voxels; points outside the array are ignored)."""
+    index = np.round(np.asarray(points, dtype=np.float64).reshape(-1, 3)).astype(int)
+    index = index[np.all((index >= 0) & (index < labels.shape), axis=1)]
+    found = labels[index[:, 0], index[:, 1], index[:, 2]]
+    return {int(label) for label in np.unique(found) if label}

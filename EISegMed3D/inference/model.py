@@ -3,7 +3,7 @@
     model = load_model()                                     # bundled default package
     model = load_model("path/to/package", backend="onnx", device="cpu", threads=2)
     model = load_model("eiseg.pdmodel", params_path="eiseg.pdiparams")   # original EISeg-Med3D files
-    logits = model.predict(image, clicks)   # (1,1,*patch), (1,3,*patch) float32 -> (1,1,*patch)
+    logits = model.predict(image, clicks)   # (1,1,*patch), (1,C,*patch) float32 -> (1,1,*patch), C per manifest
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Model:
         self._channels = [len(spec["channels"]) for spec in manifest["inputs"]]
 
     def predict(self, image: np.ndarray, clicks: np.ndarray) -> np.ndarray:
-        """Logits (1, 1, *patch) float32 for image (1, 1, *patch) and clicks (1, 3, *patch) in the model's axis order."""
+        """Logits (1, 1, *patch) float32 for image (1, 1, *patch) and clicks (1, C, *patch) in the model's axis order."""
         for label, array, channels in (("image", image, self._channels[0]), ("clicks", clicks, self._channels[1])):
             expected = (1, channels, *self.patch_shape)
             if tuple(np.shape(array)) != expected:

@@ -7,44 +7,54 @@ from __future__ import annotations
 import numpy as np
 
 from . import roi as roi_mod
-from .clickmaps import click_maps
 from .normalize import normalize
+from .prompts import channel_names, prompt_channels
 
 
-def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=None, zoom: float = 1.0) -> roi_mod.Roi:
-    """The ROI for the current clicks and mask, per the manifest's spacing policy; `zoom` > 1 widens it."""
+def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=None, zoom: float = 1.0,
+               focus_kji=None, extent_known: bool = False) -> roi_mod.Roi:
+    """The ROI for the current prompts and mask, per the manifest's spacing policy; `zoom` > 1 widens it.
+
+    `points_kji`: every prompt point; `focus_kji`: the latest prompt's points (default: the last point), where
+    the ROI goes when the whole is too large; `extent_known`: a box or lasso gave the object's size, so the
+    initial ROI size does not apply.
+    """
     policy = manifest["spacing_policy"]
     patch = tuple(manifest["patch_shape"])
     if policy["type"] == "whole_volume_grid":
         grid_kji = tuple(policy["grid_ijk"])[::-1]
         return roi_mod.whole_volume_roi(scan_shape, grid_kji)
     points = np.asarray(points_kji, dtype=np.float64).reshape(-1, 3)
+    focus = points[-1:] if focus_kji is None else np.asarray(focus_kji, dtype=np.float64).reshape(-1, 3)
     if mask_box is not None:
         corners = np.array([[s.start for s in mask_box], [s.stop - 1 for s in mask_box]], dtype=np.float64)
         points = np.vstack([points, corners])
     lo, hi = points.min(axis=0), points.max(axis=0)
-    size = roi_mod.roi_size_mm(lo, hi, spacing_kji, policy, object_known=mask_box is not None) * zoom
+    size = roi_mod.roi_size_mm(lo, hi, spacing_kji, policy, object_known=mask_box is not None or extent_known) * zoom
     limit = policy.get("max_roi_mm")
     if limit and size > limit:
-        # Too large to see at the model's resolution: refine around the latest click only (the rest of the
-        # object, outside the ROI, is kept as it is).
-        focus = np.asarray(points_kji, dtype=np.float64).reshape(-1, 3)[-1]
-        return roi_mod.isotropic_roi(focus, focus, spacing_kji, patch, float(limit))
+        # Too large to see at the model's resolution: refine around the latest prompt only (the rest of the
+        # object, outside the ROI, is kept as it is). A box or lasso larger than the limit is still seen whole.
+        lo, hi = focus.min(axis=0), focus.max(axis=0)
+        size = max(float(limit), roi_mod.roi_size_mm(lo, hi, spacing_kji, policy, object_known=True))
     return roi_mod.isotropic_roi(lo, hi, spacing_kji, patch, size)
 
 
-def model_inputs(image_kji, stats, mask_kji, clicks, roi, spacing_kji, manifest, previous=None) -> tuple[np.ndarray, np.ndarray]:
-    """(image, clicks) tensors of shape (1, 1, *patch) and (1, 3, *patch) in the model's axis order.
+def model_inputs(image_kji, stats, mask_kji, prompts, roi, spacing_kji, manifest, previous=None) -> tuple[np.ndarray, np.ndarray]:
+    """(image, clicks) tensors of shape (1, 1, *patch) and (1, C, *patch) in the model's axis order.
 
-    `previous` (patch grid) replaces the resampled mask as the previous-mask channel, for models trained on
-    their own soft output (the original EISeg-Med3D model).
+    The C click channels are drawn by the names the manifest lists (previous_mask, positive_clicks,
+    negative_clicks and, for models trained with boxes and lassos, region); `prompts` are Click, Scribble, Box and
+    Lasso objects. `previous` (patch grid) replaces the resampled mask as the previous-mask channel, for models
+    trained on their own soft output (the original EISeg-Med3D model).
     """
     spec = manifest["normalization"]
+    names = channel_names(manifest)
     image = normalize(roi_mod.sample(image_kji, roi, order=1, mode="nearest"), spec, stats)
     if previous is None:
         previous = roi_mod.sample(mask_kji, roi, order=1, mode="constant") if mask_kji is not None else np.zeros(roi.shape, np.float32)
-    positive, negative = click_maps(clicks, roi, spacing_kji, manifest)
-    channels = np.stack([previous, positive, negative])
+    drawn = {"previous_mask": previous, **prompt_channels(prompts, roi, spacing_kji, manifest, names)}
+    channels = np.stack([drawn[name] for name in names])
     return to_model_order(image[None, None], manifest), to_model_order(channels[None], manifest)
 
 

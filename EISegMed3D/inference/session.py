@@ -1,7 +1,8 @@
-"""The interactive session: clicks on one scan -> one 3D object mask, with undo / redo.
+"""The interactive session: prompts on one scan -> one 3D object mask, with undo / redo.
 
-Each click runs the model on an ROI around the clicks and the current object (zooming out while the object
-touches the ROI border), maps probabilities back onto the scan grid and thresholds them there.
+Prompts are clicks, scribbles, a box and lassos (prompts.py), mixed freely. Each runs the model on an ROI around
+the prompts and the current object (zooming out while the object touches the ROI border), maps probabilities
+back onto the scan grid and thresholds them there.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from .errors import ClickError, SessionError, VolumeError
 from .mask_ops import bounding_box, changed_box, clean_components
 from .model_input import choose_roi, from_model_order, model_inputs
 from .normalize import intensity_stats
+from .prompts import REGION, Box, channel_names, Lasso, Scribble, box_corners, plane_of, prompt_points_kji, region_channel, scribble_points
 from .roi import to_scan
 from .volume import Volume
 
@@ -32,10 +34,10 @@ class ClickResult:
 
 @dataclass
 class _Step:
-    """One undoable change: the click list and the mask content inside `box` before and after it."""
+    """One undoable change: the prompt list and the mask content inside `box` before and after it."""
 
-    clicks_before: list
-    clicks_after: list
+    prompts_before: list
+    prompts_after: list
     box: tuple
     before: np.ndarray
     after: np.ndarray
@@ -43,7 +45,7 @@ class _Step:
 
 
 class InteractiveSession:
-    """Turns clicks into a 3D mask for one object of one scan. Drive it from one thread at a time."""
+    """Turns prompts into a 3D mask for one object of one scan. Drive it from one thread at a time."""
 
     def __init__(self, model):
         self.model = model
@@ -52,7 +54,8 @@ class InteractiveSession:
         self._stats = None
         self.mask: np.ndarray | None = None
         self._mask_box = None  # bounding box of self.mask, kept up to date so a click never scans the whole mask
-        self.clicks: list[Click] = []
+        self.last_roi = None  # the patch grid of the latest model run (where the prompts were drawn)
+        self.prompts: list = []  # Click, Scribble, Box, Lasso in the order given
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
 
@@ -66,7 +69,7 @@ class InteractiveSession:
         self.volume = volume
         self.mask = np.zeros(volume.shape, dtype=np.uint8)
         self._mask_box = None
-        self.clicks, self._undo, self._redo = [], [], []
+        self.prompts, self._undo, self._redo = [], [], []
 
     def set_mask(self, mask_kji: np.ndarray) -> None:
         """Continue from an existing segment: it becomes the previous mask of the next click."""
@@ -76,28 +79,96 @@ class InteractiveSession:
             raise SessionError(f"mask shape {mask_kji.shape} does not match the scan {self.volume.shape}")
         self.mask = (mask_kji > 0).astype(np.uint8)
         self._mask_box = bounding_box(self.mask)
-        self.clicks, self._undo, self._redo = [], [], []
+        self.prompts, self._undo, self._redo = [], [], []
 
     def reset(self) -> None:
         """Forget the object: empty mask, no clicks, no history."""
         self._require_volume()
         self.mask = np.zeros(self.volume.shape, dtype=np.uint8)
         self._mask_box = None
-        self.clicks, self._undo, self._redo = [], [], []
+        self.prompts, self._undo, self._redo = [], [], []
 
-    # --- clicks ----------------------------------------------------------------------------------------------
+    @property
+    def clicks(self) -> list:
+        """The clicks among the prompts, in order."""
+        return [p for p in self.prompts if isinstance(p, Click)]
+
+    # --- prompts ---------------------------------------------------------------------------------------------
     def add_click(self, ijk=None, ras=None, positive: bool = True) -> ClickResult:
         """Add a click given in voxel (i, j, k) or RAS mm coordinates and update the mask."""
         self._require_volume()
         started = time.perf_counter()
-        click = Click(tuple(float(v) for v in self._click_ijk(ijk, ras)), bool(positive))
-        clicks = self.clicks + [click]
-        box, values, model_s, runs, soft = self._predict(clicks)
+        point = self._to_ijk(ijk, ras, "click")[0]
+        return self._add(Click(tuple(float(v) for v in point), bool(positive)), started)
+
+    def add_scribble(self, ijk=None, ras=None, positive: bool = True) -> ClickResult:
+        """Add a stroke: a polyline of points (i, j, k) or RAS mm, drawn as click balls along it."""
+        self._require_volume()
+        started = time.perf_counter()
+        points = self._to_ijk(ijk, ras, "scribble", many=True)
+        return self._add(Scribble(_as_tuples(points), bool(positive)), started)
+
+    def add_box(self, ijk=None, ras=None, normal=None, plane=None) -> ClickResult:
+        """Add a rectangle on one slice plane around the object: two opposite corners (i, j, k) or RAS mm.
+
+        The plane: `normal` (with ijk= in voxel index axes, e.g. (0, 0, 1) for an axial slice; with ras= a RAS
+        direction), or `plane` = three points of it in the corners' frame (edges run along plane[0] -> plane[1]),
+        or nothing when the two corners share one voxel index (that axis is the normal). Without `plane` the
+        edges run along the scan axis lying most in the plane.
+        """
+        self._require_volume()
+        started = time.perf_counter()
+        if REGION not in channel_names(self.manifest):
+            raise ClickError(f"model {self.manifest['name']} has no 'region' input; boxes need a model trained with them")
+        corners = self._to_ijk(ijk, ras, "box corner", many=True)
+        if len(corners) != 2:
+            raise ClickError(f"a box takes two opposite corners, got {len(corners)} points")
+        to_ras = self.volume.ijk_to_ras_point
+        a, b = to_ras(corners[0]), to_ras(corners[1])
+        normal_ras, edge = self._box_plane(corners, normal, plane, ras is not None)
+        try:
+            rectangle = box_corners(a, b, normal_ras, edge)
+        except ValueError as error:
+            raise ClickError(f"box {_fmt(ijk if ras is None else ras)}: {error}") from error
+        box = Box(_as_tuples([self.volume.ras_to_ijk_point(p) for p in rectangle]))
+        return self._add(box, started)
+
+    def add_lasso(self, ijk=None, ras=None, positive: bool = True) -> ClickResult:
+        """Add a closed contour on one slice plane (filled): >= 3 vertices (i, j, k) or RAS mm, in order."""
+        self._require_volume()
+        started = time.perf_counter()
+        points = self._to_ijk(ijk, ras, "lasso point", many=True)
+        ras_points = np.array([self.volume.ijk_to_ras_point(p) for p in points])
+        try:
+            centroid, normal, off_plane = plane_of(ras_points)
+        except ValueError as error:
+            raise ClickError(f"lasso of {len(points)} points: {error}") from error
+        tolerance = 0.5 * float(self.volume.spacing.max())
+        if off_plane > tolerance:
+            raise ClickError(f"lasso points are not on one plane: one lies {off_plane:.3g} mm from it "
+                             f"(at most {tolerance:.3g} mm, half the largest voxel size)")
+        flat = ras_points - np.outer((ras_points - centroid) @ normal, normal)  # exactly planar
+        return self._add(Lasso(_as_tuples([self.volume.ras_to_ijk_point(p) for p in flat]), bool(positive)), started)
+
+    def add_prompt(self, prompt) -> ClickResult:
+        """Re-add a prompt object taken from `prompts` (e.g. to replay a list)."""
+        self._require_volume()
+        started = time.perf_counter()
+        if isinstance(prompt, Box) and REGION not in channel_names(self.manifest):
+            raise ClickError(f"model {self.manifest['name']} has no 'region' input; boxes need a model trained with them")
+        if not isinstance(prompt, (Click, Scribble, Box, Lasso)):
+            raise ClickError(f"not a prompt: {prompt!r}")
+        for point in prompt_points_kji(prompt)[:, ::-1]:
+            self._to_ijk(point, None, "prompt point")
+        return self._add(prompt, started)
+
+    def _add(self, prompt, started: float) -> ClickResult:
+        prompts = self.prompts + [prompt]
+        box, values, model_s, runs, soft = self._predict(prompts)
         new = (values > self.manifest.get("threshold", 0.5)).astype(np.uint8)
-        origin = np.array([s.start for s in box])
-        new = clean_components(new, [c.kji - origin for c in clicks if c.positive],
-                               [c.kji - origin for c in clicks if not c.positive], self.mask[box])
-        step = _Step(self.clicks, clicks, box, self.mask[box].copy(), new, soft)
+        positive, negative = self._seed_points(prompts, box)
+        new = clean_components(new, positive, negative, self.mask[box])
+        step = _Step(self.prompts, prompts, box, self.mask[box].copy(), new, soft)
         self._apply(step, forward=True)
         self._undo.append(step)
         self._redo.clear()
@@ -122,33 +193,98 @@ class InteractiveSession:
         if self.volume is None:
             raise SessionError("no scan: call set_volume() first")
 
-    def _click_ijk(self, ijk, ras) -> np.ndarray:
+    def _to_ijk(self, ijk, ras, what: str, many: bool = False) -> np.ndarray:
+        """(N, 3) voxel positions of a point (N = 1) or of a point list; each must be inside the scan."""
         if (ijk is None) == (ras is None):
-            raise ClickError("give a click as exactly one of ijk=(i, j, k) or ras=(r, a, s)")
-        point = self.volume.ras_to_ijk_point(ras) if ras is not None else np.asarray(ijk, dtype=np.float64)
-        if point.shape != (3,) or not np.all(np.isfinite(point)):
-            raise ClickError(f"click {ijk if ras is None else ras} is not a finite 3D point")
-        if not self.volume.contains_ijk(point):
-            where = f"voxel (i, j, k) {_fmt(point)}"
-            where = f"RAS {_fmt(ras)} = {where}" if ras is not None else where
-            scan = f" {self.volume.path}" if self.volume.path else ""
-            raise ClickError(f"click at {where} is outside the scan{scan} of size (i, j, k) {self.volume.shape[::-1]}")
-        return point
+            raise ClickError(f"give a {what} as exactly one of ijk=(i, j, k) or ras=(r, a, s)" if not many else
+                             f"give the {what}s as exactly one of ijk=[(i, j, k), ...] or ras=[(r, a, s), ...]")
+        try:
+            given = np.asarray(ras if ras is not None else ijk, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ClickError(f"{what}{'s' if many else ''} {ras if ras is not None else ijk!r}: not numbers ({error})") from error
+        if (given.shape != (3,) if not many else (given.ndim != 2 or given.shape[1:] != (3,) or len(given) == 0)) \
+                or not np.all(np.isfinite(given)):
+            raise ClickError(f"{what} {_fmt(given) if given.size < 7 else given.tolist()} is not "
+                             f"{'a finite 3D point' if not many else 'a list of finite 3D points'}")
+        points = given.reshape(-1, 3)
+        if ras is not None:
+            points = np.array([self.volume.ras_to_ijk_point(p) for p in points])
+        for number, (point, original) in enumerate(zip(points, given.reshape(-1, 3))):
+            if not self.volume.contains_ijk(point):
+                where = f"voxel (i, j, k) {_fmt(point)}"
+                where = f"RAS {_fmt(original)} = {where}" if ras is not None else where
+                scan = f" {self.volume.path}" if self.volume.path else ""
+                label = f"{what} {number + 1}" if many else what
+                raise ClickError(f"{label} at {where} is outside the scan{scan} of size (i, j, k) {self.volume.shape[::-1]}")
+        return points
 
-    def _predict(self, clicks) -> tuple:
+    def _box_plane(self, corners_ijk, normal, plane, in_ras: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(unit normal, edge direction) in RAS of a box's plane, from normal / plane / the corners."""
+        matrix = self.volume.ijk_to_ras[:3, :3]
+        if normal is not None and plane is not None:
+            raise ClickError("give the box plane as normal= or as plane= (three points), not both")
+        edge = None
+        if plane is not None:
+            points = np.asarray(plane, dtype=np.float64)
+            if points.shape != (3, 3) or not np.all(np.isfinite(points)):
+                raise ClickError(f"box plane {np.asarray(plane).tolist()}: expected three 3D points")
+            if not in_ras:
+                points = np.array([self.volume.ijk_to_ras_point(p) for p in points])
+            normal_ras, edge = np.cross(points[1] - points[0], points[2] - points[0]), points[1] - points[0]
+        elif normal is not None:
+            normal = np.asarray(normal, dtype=np.float64)
+            if normal.shape != (3,) or not np.all(np.isfinite(normal)):
+                raise ClickError(f"box normal {normal.tolist()}: expected a 3D direction")
+            # In voxel indices the normal holds the plane's equation coefficients, so it maps by the inverse transpose.
+            normal_ras = normal if in_ras else np.linalg.inv(matrix).T @ normal
+        else:
+            same = np.flatnonzero(np.abs(corners_ijk[0] - corners_ijk[1]) < 1e-6)
+            if len(same) != 1:
+                raise ClickError("box corners share no single voxel index (i, j or k): give the plane with normal= "
+                                 "or plane=")
+            normal_ras = np.linalg.inv(matrix).T @ np.eye(3)[same[0]]
+        length = np.linalg.norm(normal_ras)
+        if not length > 1e-12:
+            raise ClickError("box plane: the normal or the three plane points span no plane")
+        normal_ras = normal_ras / length
+        if edge is None:
+            axes = matrix / np.linalg.norm(matrix, axis=0)
+            edge = axes[:, int(np.argmin(np.abs(normal_ras @ axes)))]
+        return normal_ras, edge
+
+    def _seed_points(self, prompts, box) -> tuple[list, list]:
+        """Local (k, j, i) points of each sign in `box`: components holding positive ones are kept (mask_ops)."""
+        origin = np.array([s.start for s in box], dtype=np.float64)
+        shape = tuple(s.stop - s.start for s in box)
+        spacing_kji = self.volume.spacing[::-1]
+        signs = {True: [np.zeros((0, 3))], False: [np.zeros((0, 3))]}
+        for prompt in prompts:
+            if isinstance(prompt, Scribble):
+                points = scribble_points(prompt.points_kji, float(spacing_kji.min()) / 2, spacing_kji) - origin
+            elif isinstance(prompt, (Box, Lasso)) and min(shape) > 0:
+                points = np.argwhere(region_channel(shape, prompt.polygon_kji - origin, spacing_kji) > 0)
+            else:
+                points = prompt_points_kji(prompt) - origin
+            signs[prompt.positive].append(points)
+        return np.vstack(signs[True]), np.vstack(signs[False])
+
+    def _predict(self, prompts) -> tuple:
         """Run the model, zooming out while the object touches an ROI face inside the scan."""
         volume, manifest = self.volume, self.manifest
         spacing_kji = volume.spacing[::-1]
         mask_box = self._mask_box
-        points = [c.kji for c in clicks]
+        points = np.vstack([prompt_points_kji(p) for p in prompts])
+        focus = prompt_points_kji(prompts[-1])
+        extent_known = any(isinstance(p, (Box, Lasso)) and p.positive for p in prompts)
         max_zoom = manifest["spacing_policy"].get("max_zoom_out", 1)
         zoom, model_s, runs, roi = 1.0, 0.0, 0, None
         while True:
-            previous_roi, roi = roi, choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, zoom)
+            previous_roi, roi = roi, choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, zoom,
+                                                focus, extent_known)
             if previous_roi is not None and np.allclose(roi.step, previous_roi.step) and np.allclose(roi.start, previous_roi.start):
                 roi = previous_roi  # at the size limit: zooming out changes nothing
                 break
-            image, click_channels = model_inputs(volume.array, self._stats, self.mask, clicks, roi, spacing_kji,
+            image, click_channels = model_inputs(volume.array, self._stats, self.mask, prompts, roi, spacing_kji,
                                                  manifest, self._soft_previous(roi))
             tick = time.perf_counter()
             logits = self.model.predict(image, click_channels)
@@ -159,6 +295,7 @@ class InteractiveSession:
                 break
             zoom *= _ZOOM_STEP
         box, values = to_scan(prob, roi, volume.shape)
+        self.last_roi = roi
         soft = (roi, prob.astype(np.float32)) if manifest.get("previous_mask") == "soft" else None
         return box, values, model_s, runs, soft
 
@@ -173,7 +310,7 @@ class InteractiveSession:
     def _apply(self, step: _Step, forward: bool) -> None:
         self.mask[step.box] = step.after if forward else step.before
         self._mask_box = _updated_box(self.mask, self._mask_box, step.box)
-        self.clicks = list(step.clicks_after if forward else step.clicks_before)
+        self.prompts = list(step.prompts_after if forward else step.prompts_before)
 
     def _replay(self, source: list, target: list, forward: bool) -> ClickResult:
         self._require_volume()
@@ -190,6 +327,10 @@ class InteractiveSession:
 def _fmt(point) -> str:
     """(1.5, 2.0, -3.25): plain numbers, not numpy reprs, in messages."""
     return "(" + ", ".join(f"{float(v):.6g}" for v in np.asarray(point, dtype=np.float64).ravel()) + ")"
+
+
+def _as_tuples(points) -> tuple:
+    return tuple(tuple(float(v) for v in p) for p in points)
 
 
 def _updated_box(mask: np.ndarray, old_box, changed: tuple):
