@@ -67,6 +67,33 @@ def test_corrupt_compressed_stream(tmp_path):
         Volume.from_file(path)
 
 
+@pytest.mark.parametrize("where", [0.3, 0.5, 0.8])
+def test_flipped_bytes_in_a_nii_gz_are_refused_as_damaged_crc(tmp_path, where):
+    """Two flipped bytes inside the deflate stream: ITK reads garbage voxels without complaint, the CRC tells."""
+    array = _scan((40, 64, 64))
+    path = _write(tmp_path / "scan.nii.gz", array)
+    data = bytearray(path.read_bytes())
+    at = int(len(data) * where)
+    data[at] ^= 0xFF
+    data[at + 1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert not np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), array)  # what ITK alone gives
+    _assert_error_names(path, "damaged (crc)")
+
+
+def test_nii_gz_cut_inside_its_trailer_is_truncated(tmp_path):
+    path = _write(tmp_path / "scan.nii.gz", _scan())
+    path.write_bytes(path.read_bytes()[:-3])  # every voxel there, the CRC and size trailer cut
+    _assert_error_names(path, "truncated")
+
+
+def test_zero_padding_after_a_nii_gz_is_accepted(tmp_path):
+    array = _scan()
+    path = _write(tmp_path / "scan.nii.gz", array)
+    path.write_bytes(path.read_bytes() + b"\0" * 512)  # some copy tools pad to a block size
+    assert np.array_equal(Volume.from_file(path).array, array)
+
+
 def test_multi_member_gzip_nifti_is_whole(tmp_path):
     """bgzip-style files (several gzip members) are valid: the truncation check must not reject them."""
     array = _scan()
@@ -153,3 +180,30 @@ def test_constant_image_session_works(tiny_model, value):
     result = session.add_click(ijk=(10, 8, 6))
     assert result.mask[6, 8, 10] == 1
     assert 0 < result.mask.sum() < result.mask.size
+
+
+# --- DICOM series that are not on one regular grid --------------------------------------------------------------
+
+def test_dicom_series_with_a_missing_slice_is_refused_naming_the_gap(tmp_path):
+    from dicom_files import write_dicom_series
+
+    series = write_dicom_series(tmp_path / "series", shape_kji=(6, 8, 7), spacing=(0.8, 0.8, 2.5))
+    assert Volume.from_file(series).shape == (6, 8, 7)  # whole, it reads
+    (series / "IM0003").unlink()
+    _assert_error_names(series, "not on a regular grid", "slice 2 (im0002, at 35 mm)", "slice 3 (im0004, at 40 mm)",
+                        "5 mm apart instead of 2.5 mm", "1 slice missing")
+
+
+def test_dicom_series_with_a_duplicate_slice_is_refused(tmp_path):
+    from dicom_files import write_dicom_series
+
+    series = write_dicom_series(tmp_path / "series", shape_kji=(5, 8, 7))
+    (series / "IM0002b").write_bytes((series / "IM0002").read_bytes())  # the same slice twice
+    _assert_error_names(series, "not on a regular grid", "same position")
+
+
+def test_dicom_series_with_gantry_tilt_is_refused(tmp_path):
+    from dicom_files import write_dicom_series
+
+    series = write_dicom_series(tmp_path / "series", shape_kji=(5, 8, 7), shift_per_slice=(0.0, 0.9))
+    _assert_error_names(series, "not on a regular grid", "in-plane", "gantry tilt")
