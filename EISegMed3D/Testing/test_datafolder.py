@@ -8,6 +8,7 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # EISegMed3D/ holds the `inference` package
 
+from dicom_files import write_dicom_series  # noqa: E402
 from inference.atomic import backup_path  # noqa: E402
 from inference.datafolder import (is_dicom_folder, label_path, list_scans, load_label, relative_key,  # noqa: E402
                                   save_label, scan_stem)
@@ -24,30 +25,6 @@ def write_image(path, shape_kji=(4, 5, 6), spacing=(1.0, 1.5, 2.0), origin=(0.0,
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(image, str(path))
     return Path(path)
-
-
-def write_dicom_series(folder, shape_kji=(5, 8, 7), spacing=(0.8, 0.8, 2.5), origin=(10.0, -20.0, 30.0)):
-    """A real DICOM series, one file per slice, with the tags GDCM needs to group and order it."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    image = sitk.GetImageFromArray(np.arange(np.prod(shape_kji), dtype=np.int16).reshape(shape_kji))
-    image.SetSpacing(spacing)
-    image.SetOrigin(origin)
-    writer = sitk.ImageFileWriter()
-    writer.SetImageIO("GDCMImageIO")  # file names without .dcm: say the format explicitly
-    writer.KeepOriginalImageUIDOn()
-    series_uid = "1.2.826.0.1.3680043.2.1125.1." + str(abs(hash(str(folder))) % 10**12)
-    for k in range(shape_kji[0]):
-        slice_ = image[:, :, k]
-        position = image.TransformIndexToPhysicalPoint((0, 0, k))
-        tags = {"0008|0060": "MR", "0020|000d": series_uid + ".0", "0020|000e": series_uid,
-                "0020|0037": "1\\0\\0\\0\\1\\0", "0020|0032": "\\".join(f"{v:.4f}" for v in position),
-                "0020|0013": str(k + 1), "0028|0030": f"{spacing[1]}\\{spacing[0]}", "0018|0050": str(spacing[2])}
-        for tag, value in tags.items():
-            slice_.SetMetaData(tag, value)
-        writer.SetFileName(str(folder / f"IM{k:04d}"))  # no .dcm suffix: detection must read the file
-        writer.Execute(slice_)
-    return folder
 
 
 # --- listing ------------------------------------------------------------------------------------------------

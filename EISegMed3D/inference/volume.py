@@ -8,6 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .atomic import atomic_write
+from .dicom_check import series_grid_problem
 from .errors import VolumeError
 from .nifti_check import nifti_problem
 
@@ -127,5 +128,10 @@ def _read_dicom_folder(folder: Path) -> sitk.Image:
         raise VolumeError(f"{folder}: folder holds no DICOM series")
     if len(series) > 1:
         raise VolumeError(f"{folder}: folder holds {len(series)} DICOM series; put each series in its own folder")
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
+    files = reader.GetGDCMSeriesFileNames(str(folder), series[0])
+    problem = series_grid_problem(list(files))
+    if problem:  # ITK would read it with an averaged spacing and only warn
+        raise VolumeError(f"{folder}: DICOM series is not on a regular grid, so it is not read (a label would land "
+                          f"on a wrong grid): {problem}")
+    reader.SetFileNames(files)
     return reader.Execute()
