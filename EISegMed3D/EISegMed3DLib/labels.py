@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import full_box, scan_to_segmentation
-from .segment_writer import read_segment, write_segment
+from scipy import ndimage
+
+from .geometry import scan_to_segmentation
+from .segment_writer import apply_mask, read_segment, segment_box
 
 
 def value_names(label_table: list) -> dict:
@@ -29,14 +31,22 @@ def complete_table(label_table: list, segment_names: list) -> list:
 
 
 def add_label_segments(segmentation_node, volume_node, label_kji: np.ndarray, label_table: list) -> list:
-    """Add one segment per non-zero value of the label map (named from the table); returns the segment IDs."""
+    """Add one segment per non-zero value of the label map (named from the table); returns the segment IDs.
+
+    Each value is written only inside its own bounding box (one pass of find_objects), on the segmentation's grid.
+    """
     names = value_names(label_table)
     to_seg = scan_to_segmentation(volume_node, segmentation_node)
     segmentation = segmentation_node.GetSegmentation()
     ids = []
-    for value in (int(v) for v in np.unique(label_kji) if v != 0):
-        segment_id = segmentation.AddEmptySegment("", names.get(value, f"Label {value}"))
-        write_segment(segmentation_node, segment_id, to_seg, full_box(label_kji.shape), label_kji == value)
+    label = np.asarray(label_kji)
+    if not np.issubdtype(label.dtype, np.integer):
+        label = label.astype(np.int32)
+    for index, box in enumerate(ndimage.find_objects(label), start=1):
+        if box is None:  # value not present
+            continue
+        segment_id = segmentation.AddEmptySegment("", names.get(index, f"Label {index}"))
+        apply_mask(segmentation_node, segment_id, to_seg, box, label[box] == index)
         ids.append(segment_id)
     return ids
 
@@ -52,6 +62,8 @@ def label_from_segments(segmentation_node, volume_node, label_table: list) -> tu
     dtype = np.uint8 if max(values.values(), default=0) < 256 else np.uint16
     label = np.zeros(shape, dtype)
     to_seg = scan_to_segmentation(volume_node, segmentation_node)
-    for segment_id, name in zip(ids, names):
-        label[read_segment(segmentation_node, segment_id, to_seg, full_box(shape)) > 0] = values[name]
+    for segment_id, name in zip(ids, names):  # only the box each segment's labelmap covers, in uint8
+        box = segment_box(segmentation_node, segment_id, to_seg, shape)
+        if all(s.stop > s.start for s in box):
+            label[box][read_segment(segmentation_node, segment_id, to_seg, box) > 0] = values[name]
     return label, table

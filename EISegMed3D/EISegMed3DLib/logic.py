@@ -17,9 +17,12 @@ from .session_state import ClickJob, Target, click_runner, diff_box, digest
 
 
 class InteractiveSegmentationLogic(ScanFolderMixin):
-    def __init__(self, scene, editor_node=None):
+    def __init__(self, scene, editor_node=None, before_write=None):
         self.scene = scene
         self.editorNode = editor_node  # Segment Editor parameter node: its overwrite / editable-area settings apply
+        # Called once before each write that changes a segment: in Slicer the Segment Editor's saveStateForUndo,
+        # so the editor's Undo steps back over click results too.
+        self.beforeWrite = before_write
         self.model = None
         self.session = None
         self.lastResult = None
@@ -103,15 +106,26 @@ class InteractiveSegmentationLogic(ScanFolderMixin):
         if append_only and len(ordered) == len(target.applied):
             return None
         as_ijk = [(tuple(world_to_ijk(volumeNode, c.ras)), c.positive) for c in ordered]
+        mtime = labelmap_mtime(segmentationNode, segmentId)  # an edit while the job runs moves it
         if append_only:
-            return ClickJob(target, ordered, click_runner(self.session, as_ijk[len(target.applied):], None))
+            return ClickJob(target, ordered, click_runner(self.session, as_ijk[len(target.applied):], None), mtime)
         baked = sum(1 for c in target.applied[:target.base] if c in ordered)  # clicks already inside the seed
         target.base = baked
-        return ClickJob(target, ordered, click_runner(self.session, as_ijk[baked:], target.seed))
+        return ClickJob(target, ordered, click_runner(self.session, as_ijk[baked:], target.seed), mtime)
 
     def applyJob(self, job: ClickJob, result, volumeNode, segmentationNode):
-        """Write a finished job into its segment (main thread)."""
+        """Write a finished job into its segment (main thread). Returns the result, or None when the segment was
+        edited (e.g. painted with the Segment Editor) while the job ran: then nothing is written, the edit becomes
+        the base of the segment, and planning the same points again runs the new clicks on top of it."""
         target = job.target
+        segment_id = target.key[2]
+        if self.scene.GetNodeByID(target.key[1]) is not segmentationNode or \
+                segmentationNode.GetSegmentation().GetSegment(segment_id) is None:
+            self.forgetTargets()
+            raise SessionError(f"segment {segment_id!r} was removed while the model ran: the result was dropped")
+        if labelmap_mtime(segmentationNode, segment_id) != job.mtime:
+            self._reseed(target, self._segment_content(volumeNode, segmentationNode, segment_id))
+            return None
         target.applied, target.redo = list(job.ordered), []
         self._write(target, result.box, volumeNode, segmentationNode)
         self.lastResult = result
@@ -141,7 +155,7 @@ class InteractiveSegmentationLogic(ScanFolderMixin):
         segment_id = target.key[2]
         to_seg = scan_to_segmentation(volumeNode, segmentationNode)
         apply_mask(segmentationNode, segment_id, to_seg, box, self.session.mask[box], self.editorNode,
-                   self.session.volume.array)
+                   self.session.volume.array, self.beforeWrite)
         target.digest, target.mtime = "", labelmap_mtime(segmentationNode, segment_id)  # content read only if it moves
         click_store.write_tag(segmentationNode.GetSegmentation().GetSegment(segment_id), target.applied)
 

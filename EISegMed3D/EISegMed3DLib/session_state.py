@@ -27,6 +27,7 @@ class ClickJob:
     target: Target
     ordered: list  # the full click list once the job is done
     run: Callable  # () -> JobResult, runs on the worker thread
+    mtime: int = -1  # modified time of the segment's labelmap when planned: a different one at apply = edited meanwhile
 
 
 @dataclass
