@@ -1,4 +1,7 @@
-"""Augmentations on the patch grid: flips, axis permutations, intensity curves, noise, thick slices."""
+"""Augmentations on the patch grid: flips, axis permutations, intensity curves, noise, thick slices, and (with
+`contrast: "random"`) SynthSeg-style contrast randomisation so that T1, T2, STIR, water-fat, CT and unseen
+sequences all look familiar: random smooth monotone and non-monotone curves, inversion, bias fields, blur and
+resolution loss."""
 from __future__ import annotations
 
 import numpy as np
@@ -31,11 +34,14 @@ def thick_slices(rng, image: np.ndarray) -> np.ndarray:
     return ndimage.zoom(coarse, zoom, order=1, mode="nearest", grid_mode=True)[tuple(slice(0, n) for n in image.shape)]
 
 
-def augment_intensity(rng, image: np.ndarray) -> np.ndarray:
-    """Contrast curve, scale/shift, noise and thick slices on a normalised image."""
+def augment_intensity(rng, image: np.ndarray, contrast: str = "gamma") -> np.ndarray:
+    """Contrast curve (a gamma, or with contrast "random" the randomisation below), scale/shift, noise and thick
+    slices on a normalised image."""
     if rng.random() < 0.3:
         image = thick_slices(rng, image)
-    if rng.random() < 0.5:
+    if contrast == "random" and rng.random() < 0.8:
+        image = randomise_contrast(rng, image)
+    elif rng.random() < 0.5:
         lo, hi = float(image.min()), float(image.max())
         unit = (image - lo) / max(hi - lo, 1e-6)
         image = lo + unit ** rng.uniform(0.6, 1.6) * (hi - lo)
@@ -43,3 +49,52 @@ def augment_intensity(rng, image: np.ndarray) -> np.ndarray:
     if rng.random() < 0.5:
         image = image + rng.normal(0, rng.uniform(0.02, 0.15), image.shape)
     return image.astype(np.float32)
+
+
+def random_curve(rng, unit: np.ndarray) -> np.ndarray:
+    """A random smooth intensity curve on [0, 1]: monotone (either direction) or non-monotone (a bright object may
+    turn dark, a dark one grey), through 4-7 knots with cubic-like smoothing."""
+    knots = int(rng.integers(4, 8))
+    x = np.linspace(0.0, 1.0, knots)
+    kind = rng.random()
+    if kind < 0.55:
+        y = np.cumsum(rng.uniform(0.05, 1.0, knots)); y = (y - y[0]) / max(y[-1] - y[0], 1e-6)
+    elif kind < 0.75:
+        y = 1.0 - x
+    else:
+        y = rng.uniform(0.0, 1.0, knots)
+    fine = np.linspace(0.0, 1.0, 64)
+    lut = ndimage.gaussian_filter1d(np.interp(fine, x, y), 2.0, mode="nearest")
+    return np.interp(unit, fine, lut)
+
+
+def bias_field(rng, shape, strength: float) -> np.ndarray:
+    """A smooth multiplicative field (MRI coil shading), exp of upsampled 3x3x3 noise."""
+    coarse = rng.normal(0.0, strength, (3, 3, 3))
+    field = ndimage.zoom(coarse, np.array(shape) / 3.0, order=1, mode="nearest")[tuple(slice(0, n) for n in shape)]
+    return np.exp(field).astype(np.float32)
+
+
+def resolution_loss(rng, image: np.ndarray) -> np.ndarray:
+    """Blur or down-and-up sampling by 1.5-3x: a low-resolution or smooth sequence."""
+    if rng.random() < 0.5:
+        return ndimage.gaussian_filter(image, rng.uniform(0.4, 1.2))
+    factor = rng.uniform(1.5, 3.0)
+    coarse = ndimage.zoom(image, 1.0 / factor, order=1)
+    return ndimage.zoom(coarse, np.array(image.shape) / np.array(coarse.shape), order=1, mode="nearest")[
+        tuple(slice(0, n) for n in image.shape)]
+
+
+def randomise_contrast(rng, image: np.ndarray) -> np.ndarray:
+    """Contrast randomisation on a normalised patch; keeps the patch's value range."""
+    lo, hi = float(image.min()), float(image.max())
+    span = max(hi - lo, 1e-6)
+    unit = (image - lo) / span
+    if rng.random() < 0.7:
+        unit = random_curve(rng, unit)
+    if rng.random() < 0.4:
+        unit = unit * bias_field(rng, image.shape, rng.uniform(0.1, 0.35))
+    image = (lo + unit * span).astype(np.float32)
+    if rng.random() < 0.25:
+        image = resolution_loss(rng, image)
+    return image

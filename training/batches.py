@@ -13,28 +13,45 @@ import numpy as np
 
 from .clicks import error_click
 from .data import load_cache
+from .pseudo_objects import supervoxel_path
 from .sampler import make_example, object_boxes, to_arrays
 
 _STATE: dict = {}
 
 
-def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "case") -> None:
+def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "case", options: dict | None = None) -> None:
     cases = load_cache(Path(cache_dir), keys)
     for case in cases:
         case["boxes"] = object_boxes(case["label"])
-    _STATE.update(cases=cases, manifest=manifest, weights=case_weights(keys, sampling))
+        if (options or {}).get("supervoxel"):
+            add_supervoxels(case, Path(cache_dir))
+    _STATE.update(cases=cases, manifest=manifest, weights=case_weights(keys, sampling), options=options or {})
+
+
+def add_supervoxels(case: dict, cache_dir: Path) -> None:
+    """Attach the case's supervoxels (training.pseudo_objects) when they have been computed."""
+    path = supervoxel_path(cache_dir, case["key"])
+    if not path.exists():
+        return
+    with np.load(path) as npz:
+        case["supervoxels"] = npz["supervoxels"]
+    case["sv_boxes"] = object_boxes(case["supervoxels"])
+    case["sv_values"] = np.array(sorted(case["sv_boxes"]), dtype=np.int32)
 
 
 def case_weights(keys: list, sampling: str) -> np.ndarray:
     """Probability of drawing each case: "case" = every case alike; "dataset" = every data folder alike (so a
-    folder with many cases, e.g. 22 spine MRI scans of 33, does not dominate), cases alike within a folder."""
+    folder with many cases, e.g. 42 water-fat scans of 62, does not dominate), cases alike within a folder;
+    "sqrt" = a folder's share grows with the square root of its case count (between the two)."""
     if sampling == "case":
         return np.full(len(keys), 1.0 / len(keys))
-    if sampling != "dataset":
-        raise ValueError(f"case sampling {sampling!r}: use 'case' or 'dataset'")
+    if sampling not in ("dataset", "sqrt"):
+        raise ValueError(f"case sampling {sampling!r}: use 'case', 'dataset' or 'sqrt'")
     folders = [key.split("/")[0] for key in keys]
     sizes = {folder: folders.count(folder) for folder in folders}
-    return np.array([1.0 / (len(sizes) * sizes[folder]) for folder in folders])
+    share = {folder: (np.sqrt(n) if sampling == "sqrt" else 1.0) for folder, n in sizes.items()}
+    total = sum(share.values())
+    return np.array([share[folder] / total / sizes[folder] for folder in folders])
 
 
 def _example(seed_tuple) -> dict:
@@ -43,7 +60,7 @@ def _example(seed_tuple) -> dict:
     while True:
         # Uniform case sampling keeps its original draw (rng.integers), so earlier runs reproduce exactly.
         index = rng.integers(len(cases)) if np.ptp(weights) == 0 else rng.choice(len(cases), p=weights)
-        example = make_example(rng, cases[int(index)], _STATE["manifest"])
+        example = make_example(rng, cases[int(index)], _STATE["manifest"], _STATE["options"])
         if example is not None:
             example["rng"] = rng.bit_generator.state
             return example
@@ -66,10 +83,10 @@ class ExampleStream:
     """Batches of examples, with `workers` processes (0: in this process)."""
 
     def __init__(self, cache_dir, keys, manifest: dict, batch_size: int, seed: int, workers: int = 0,
-                 sampling: str = "case"):
+                 sampling: str = "case", options: dict | None = None):
         self.batch_size, self.seed, self.manifest = batch_size, seed, manifest
         case_weights(list(keys), sampling)  # a bad setting fails here, not inside a worker
-        args = (str(cache_dir), list(keys), manifest, sampling)
+        args = (str(cache_dir), list(keys), manifest, sampling, options)
         self._pending = None
         if workers > 0:
             self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=args)

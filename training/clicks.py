@@ -51,13 +51,23 @@ def initial_clicks(rng, gt: np.ndarray, others: np.ndarray, first=None) -> list[
     return clicks
 
 
+def _depth(mask: np.ndarray, spacing) -> np.ndarray:
+    """Distance of each voxel of `mask` to the nearest voxel outside it, the array border counting as outside.
+    Computed over the mask's bounding box only (exactly the same values: the zero ring around the box is nearer
+    than anything beyond it), which makes a small error's click several times cheaper."""
+    box = tuple(slice(s.start, s.stop) for s in ndimage.find_objects(mask.astype(np.uint8))[0])
+    depth = np.zeros(mask.shape, dtype=np.float64)
+    depth[box] = ndimage.distance_transform_edt(np.pad(mask[box], 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    return depth
+
+
 def error_click(rng, gt: np.ndarray, prediction: np.ndarray, spacing, deterministic: bool = False):
     """The next corrective click: in the larger error (missed or extra), at a random voxel of its deeper half."""
     best = None
     for error, positive in ((gt & ~prediction, True), (prediction & ~gt, False)):
         if not error.any():
             continue
-        depth = ndimage.distance_transform_edt(np.pad(error, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+        depth = _depth(error, spacing)
         if best is None or depth.max() > best[0].max():
             best = (depth, positive)
     if best is None:

@@ -1,7 +1,7 @@
 """Interactive VNet for CPU inference: a small 3D residual encoder-decoder.
 
-Inputs: image (N, 1, D, H, W) and click channels (N, 3, D, H, W) = [previous mask, positive balls, negative
-balls]. Output: foreground logits (N, 1, D, H, W). Full-resolution layers are kept narrow because they dominate
+Inputs: image (N, 1, D, H, W) and click channels (N, C, D, H, W) = [previous mask, positive balls, negative
+balls] and, with `network.click_channels` 4, a "region" channel (a box or lasso drawn on one slice plane). Output: foreground logits (N, 1, D, H, W). Full-resolution layers are kept narrow because they dominate
 the cost of a click on a CPU.
 
 Click fusion (`network.fusion`): "concat" stacks clicks with the image at the input; "branch" is the original
@@ -44,15 +44,15 @@ BRANCH_SCALE_INIT = 0.05
 
 
 class InteractiveVNet(nn.Layer):
-    def __init__(self, base: int = 8, levels: int = 4, depths=(1, 2, 2, 2, 2), fusion: str = "concat"):
+    def __init__(self, base: int = 8, levels: int = 4, depths=(1, 2, 2, 2, 2), fusion: str = "concat", click_channels: int = 3):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"network fusion {fusion!r}: use one of {FUSIONS}")
         self.fusion = fusion
         widths = [base * 2 ** i for i in range(levels + 1)]
-        self.stem = ConvNormAct(4 if fusion == "concat" else 1, widths[0])
+        self.stem = ConvNormAct(1 + click_channels if fusion == "concat" else 1, widths[0])
         if fusion == "branch":
-            self.click_branch = nn.Sequential(ConvNormAct(3, widths[0]), nn.Conv3D(widths[0], widths[0], 3, padding=1))
+            self.click_branch = nn.Sequential(ConvNormAct(click_channels, widths[0]), nn.Conv3D(widths[0], widths[0], 3, padding=1))
             self.click_scale = self.create_parameter(
                 [1], default_initializer=nn.initializer.Constant(BRANCH_SCALE_INIT))
         self.encoders = nn.LayerList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
@@ -83,7 +83,7 @@ class InteractiveVNet(nn.Layer):
 def build_network(config: dict) -> InteractiveVNet:
     net = config.get("network", {})
     return InteractiveVNet(base=net.get("base", 8), levels=net.get("levels", 4), depths=tuple(net.get("depths", (1, 2, 2, 2, 2))),
-                           fusion=net.get("fusion", "concat"))
+                           fusion=net.get("fusion", "concat"), click_channels=net.get("click_channels", 3))
 
 
 def parameter_count(layer: nn.Layer) -> int:

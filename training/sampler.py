@@ -11,6 +11,8 @@ from inference.roi import sample
 
 from .augment import augment_intensity, augment_geometry
 from .clicks import first_positive, initial_clicks
+from .prompt_sim import region_prompt, scribble_clicks
+from .pseudo_objects import neighbour_value, paste_shape, smooth_shape
 
 
 def object_boxes(label: np.ndarray) -> dict:
@@ -38,52 +40,135 @@ def perturbed_mask(rng, gt: np.ndarray) -> np.ndarray:
     return np.roll(gt, tuple(rng.integers(-steps, steps + 1, size=3)), axis=(0, 1, 2))
 
 
-def make_example(rng: np.random.Generator, case: dict, manifest: dict) -> dict | None:
-    """Image, target, starting clicks and previous mask for one object of one cached case."""
-    values = case["values"]
-    if len(values) == 0:
+def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: dict | None = None) -> dict | None:
+    """Image, target, starting prompts and previous mask for one object of one cached case.
+
+    `options` (the config's "sampling"; empty = the original recipe, draw for draw): "union" / "supervoxel" /
+    "synthetic" are the probabilities of a target that is two neighbouring labels, a supervoxel, or a smooth shape
+    pasted onto the image; "box" / "lasso" / "scribble" those of a first prompt of that kind; "contrast": "random"
+    turns on contrast randomisation.
+    """
+    options = options or {}
+    draw = rng.random() if options else 1.0
+    cut = np.cumsum([options.get("union", 0.0), options.get("supervoxel", 0.0), options.get("synthetic", 0.0)])
+    if draw < cut[0]:
+        target = _label_target(rng, case, union=True)
+    elif draw < cut[1] and "supervoxels" in case:
+        target = _label_target(rng, case, supervoxels=True)
+    elif draw < cut[2]:
+        target = _synthetic_target(rng, case)
+    else:
+        target = _label_target(rng, case)
+    if target is None:
         return None
-    value = int(rng.choice(values))
-    box = case["boxes"].get(value)
-    if box is None:
-        return None
+    label_map, values, box, first_scan, paste = target
+
     spacing = case["spacing_kji"]
-    label = case["label"]
-    local = label[box] == value
-    first = first_positive(rng, local, spacing)
-    if first is None:
-        return None
-    first_scan = first + [s.start for s in box]
     known = rng.random() < 0.5
     mask_box = box if known else None
     zoom = rng.uniform(0.75, 1.4) if known else rng.uniform(0.8, 1.3)
-    roi = choose_roi(manifest, label.shape, spacing, [first_scan], mask_box, zoom)
+    roi = choose_roi(manifest, case["label"].shape, spacing, [first_scan], mask_box, zoom)
     roi = type(roi)(roi.start + rng.uniform(-0.1, 0.1, 3) * np.array(roi.shape) * roi.step, roi.step, roi.shape)
+    voxel_mm = roi.voxel_mm(spacing)
 
-    labels = sample(label, roi, order=0, mode="constant", cval=0).astype(np.int64)
-    gt = labels == value
+    image = normalize(sample(case["image"], roi, order=1, mode="nearest"), manifest["normalization"], case["stats"])
+    if paste is not None:
+        gt = paste(rng, roi, voxel_mm)
+        if gt is None:
+            return None
+        image = paste_shape(rng, image, gt)
+        others = sample(case["label"], roi, order=0, mode="constant", cval=0) > 0
+        others &= ~gt
+    else:
+        labels = sample(label_map, roi, order=0, mode="constant", cval=0).astype(np.int64)
+        gt = np.isin(labels, values)
+        others = (sample(case["label"], roi, order=0, mode="constant", cval=0) > 0) & ~gt
     if gt.sum() < 20:
         return None
-    image = normalize(sample(case["image"], roi, order=1, mode="nearest"), manifest["normalization"], case["stats"])
-    image, gt, others, (start_click,) = augment_geometry(rng, image, gt, (labels > 0) & (labels != value),
-                                                          [roi.to_patch(first_scan)])
-    image = augment_intensity(rng, image)
-    voxel_mm = roi.voxel_mm(spacing)
+    image, gt, others, (start_click,) = augment_geometry(rng, image, gt, others, [roi.to_patch(first_scan)])
+    image = augment_intensity(rng, image, options.get("contrast", "gamma"))
 
     refine = rng.random() < 0.1
     previous = perturbed_mask(rng, gt).astype(np.float32) if refine else np.zeros(gt.shape, np.float32)
-    if refine:
+    region, clicks = None, []
+    prompt = _prompt_kind(rng, options) if not refine else None
+    if prompt in ("box", "lasso"):
+        region = region_prompt(rng, gt, prompt)
+    if refine or region is not None:
         start_click = None
     elif not _inside(gt, start_click):  # the click fell off a thin edge when resampled
         start_click = first_positive(rng, gt, voxel_mm)
-    clicks = initial_clicks(rng, gt, others, start_click) if start_click is not None or refine else []
-    return {"image": image, "gt": gt, "previous": previous, "clicks": clicks, "voxel_mm": voxel_mm}
+    if prompt == "scribble":
+        radius = ball_radius(manifest, np.asarray(voxel_mm))[0] / float(np.min(voxel_mm))
+        clicks = scribble_clicks(rng, gt, others, radius, positive=rng.random() < 0.8)
+    if region is not None and rng.random() < 0.5:
+        pass  # a box or lasso alone: the user has not clicked yet
+    elif start_click is not None or refine or region is not None:
+        clicks = clicks + initial_clicks(rng, gt, others, start_click)
+    return {"image": image, "gt": gt, "previous": previous, "clicks": clicks, "voxel_mm": voxel_mm, "region": region}
+
+
+def _prompt_kind(rng, options: dict) -> str | None:
+    if not any(options.get(k) for k in ("box", "lasso", "scribble")):
+        return None
+    draw = rng.random()
+    for kind in ("box", "lasso", "scribble"):
+        if draw < options.get(kind, 0.0):
+            return kind
+        draw -= options.get(kind, 0.0)
+    return None
+
+
+def _label_target(rng, case: dict, union: bool = False, supervoxels: bool = False):
+    """(label map, target values, box, first click in scan indices, None) for a label (or supervoxel, or union)."""
+    label_map, values, boxes = (case["supervoxels"], case["sv_values"], case["sv_boxes"]) if supervoxels else \
+        (case["label"], case["values"], case["boxes"])
+    if len(values) == 0:
+        return None
+    value = int(rng.choice(values))
+    box = boxes.get(value)
+    if box is None:
+        return None
+    chosen = [value]
+    if union:
+        other = neighbour_value(rng, label_map, box, value)
+        if other is None or other not in boxes:
+            return None
+        chosen.append(other)
+        box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(box, boxes[other]))
+    local = np.isin(label_map[box], chosen)
+    first = first_positive(rng, local, case["spacing_kji"])
+    if first is None:
+        return None
+    return label_map, chosen, box, first + [s.start for s in box], None
+
+
+def _synthetic_target(rng, case: dict):
+    """A smooth random shape (semi-axes 2-40 mm, any elongation) centred somewhere in the cached crop."""
+    shape = np.array(case["label"].shape)
+    centre = rng.uniform(0.15, 0.85, 3) * (shape - 1)
+    spacing = np.asarray(case["spacing_kji"], dtype=np.float64)
+    semi_mm = np.exp(rng.uniform(np.log(2.0), np.log(40.0), 3))
+    half = np.ceil(semi_mm / spacing).astype(int)
+    box = tuple(slice(int(max(c - h, 0)), int(min(c + h + 1, n))) for c, h, n in zip(centre, half, shape))
+
+    def paste(rng, roi, voxel_mm):
+        return smooth_shape(rng, roi.shape, roi.to_patch(centre), semi_mm / voxel_mm)
+
+    return None, None, box, centre, paste
+
+
+def click_channel_names(manifest: dict) -> list[str]:
+    return next(spec["channels"] for spec in manifest["inputs"] if spec["name"] == "clicks")
 
 
 def to_arrays(example: dict, manifest: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(image (1, D, H, W), clicks (3, D, H, W)) for the network."""
+    """(image (1, D, H, W), clicks (C, D, H, W)) for the network, channels as the manifest names them."""
     positive, negative = click_channels(example["clicks"], example["gt"].shape, manifest, example["voxel_mm"])
-    return example["image"][None], np.stack([example["previous"], positive, negative])
+    maps = {"previous_mask": example["previous"], "positive_clicks": positive, "negative_clicks": negative}
+    region = example.get("region")
+    maps["region"] = region if region is not None else np.zeros(example["gt"].shape, np.float32)
+    return example["image"][None], np.stack([maps[name] for name in click_channel_names(manifest)])
 
 
 def _inside(mask: np.ndarray, point) -> bool:

@@ -45,13 +45,13 @@ class ResidualStage(nn.Module):
 class InteractiveVNet(nn.Module):
     """Mirror of training.network.InteractiveVNet (same parameter names; InstanceNorm weight = Paddle scale)."""
 
-    def __init__(self, base=8, levels=4, depths=(1, 2, 2, 2, 2), fusion="concat"):
+    def __init__(self, base=8, levels=4, depths=(1, 2, 2, 2, 2), fusion="concat", click_channels=3):
         super().__init__()
         self.fusion = fusion
         widths = [base * 2 ** i for i in range(levels + 1)]
-        self.stem = ConvNormAct(4 if fusion == "concat" else 1, widths[0])
+        self.stem = ConvNormAct(1 + click_channels if fusion == "concat" else 1, widths[0])
         if fusion == "branch":
-            self.click_branch = nn.Sequential(ConvNormAct(3, widths[0]), nn.Conv3d(widths[0], widths[0], 3, padding=1))
+            self.click_branch = nn.Sequential(ConvNormAct(click_channels, widths[0]), nn.Conv3d(widths[0], widths[0], 3, padding=1))
             self.click_scale = nn.Parameter(torch.full((1,), 0.05))  # = network.BRANCH_SCALE_INIT (that module needs Paddle)
         self.encoders = nn.ModuleList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
         self.downs = nn.ModuleList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
@@ -88,33 +88,69 @@ def paddle_state(net: nn.Module) -> dict:
     return out
 
 
+def boundary_band(targets: torch.Tensor, width: int) -> torch.Tensor:
+    """Voxels within `width` voxels of the reference edge (dilation minus erosion, by max pooling)."""
+    size = 2 * width + 1
+    dilated = F.max_pool3d(targets, size, stride=1, padding=width)
+    eroded = -F.max_pool3d(-targets, size, stride=1, padding=width)
+    return dilated - eroded
+
+
+def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: float = 0.0, band_width: int = 2):
+    """BCE (weighted up by `band_weight` in the band around the reference edge, where the spine error lies) plus
+    soft Dice per example (keeps small objects from vanishing in the average). Computed in fp32."""
+    logits = logits.float()
+    weights = 1.0 + band_weight * boundary_band(targets, band_width) if band_weight else torch.ones_like(targets)
+    bce = F.binary_cross_entropy_with_logits(logits, targets, weight=weights, reduction="sum") / weights.sum()
+    prob = torch.sigmoid(logits)
+    dims = (1, 2, 3, 4)
+    dice = 1 - (2 * (prob * targets).sum(dims) + 1) / (prob.sum(dims) + targets.sum(dims) + 1)
+    return bce + dice.mean()
+
+
+def network_settings(config: dict) -> dict:
+    net = config.get("network", {})
+    return {"base": net.get("base", 8), "levels": net.get("levels", 4), "depths": tuple(net.get("depths", (1, 2, 2, 2, 2))),
+            "fusion": net.get("fusion", "concat"), "click_channels": net.get("click_channels", 3)}
+
+
 class TorchTrainer:
+    """PyTorch back end of training.train.run. On a CPU with bf16 support it trains in bf16 autocast with
+    channels-last 3D tensors (0.26 s vs 0.53 s per fp32 step on the project's 2-core machine); `"precision":
+    "fp32"` in the config turns that off. Weights, optimiser state and the loss stay fp32."""
+
     def __init__(self, config: dict):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.type == "cpu" and config.get("threads"):
+            torch.set_num_threads(int(config["threads"]))
         torch.manual_seed(config["seed"])
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        net = config.get("network", {})
-        self.net = InteractiveVNet(net.get("base", 8), net.get("levels", 4), tuple(net.get("depths", (1, 2, 2, 2, 2))),
-                                   net.get("fusion", "concat")).to(self.device)
+        self.bf16 = config.get("precision", "bf16") == "bf16" and (self.device.type == "cuda" or _cpu_has_bf16())
+        self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
+        self.band_weight = float(config.get("band_weight", 0.0))
+        self.net = InteractiveVNet(**network_settings(config)).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(self.device).contiguous(memory_format=self.memory_format)
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def predict(self, images, clicks):
         self.net.eval()
-        with torch.no_grad():
-            logits = self.net(torch.from_numpy(images).to(self.device), torch.from_numpy(clicks).to(self.device))
-        return torch.sigmoid(logits)[:, 0].cpu().numpy()
+        with torch.no_grad(), self._autocast():
+            logits = self.net(self._tensor(images), self._tensor(clicks))
+        return torch.sigmoid(logits.float())[:, 0].cpu().numpy()
 
     def train_step(self, images, clicks, targets, lr):
         self.net.train()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        logits = self.net(torch.from_numpy(images).to(self.device), torch.from_numpy(clicks).to(self.device))
-        targets = torch.from_numpy(targets).to(self.device)
-        prob = torch.sigmoid(logits)
-        dims = (1, 2, 3, 4)
-        dice = 1 - (2 * (prob * targets).sum(dims) + 1) / (prob.sum(dims) + targets.sum(dims) + 1)
-        loss = F.binary_cross_entropy_with_logits(logits, targets) + dice.mean()
+        with self._autocast():
+            logits = self.net(self._tensor(images), self._tensor(clicks))
+        loss = interactive_loss(logits, self._tensor(targets), self.band_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
@@ -131,7 +167,9 @@ class TorchTrainer:
         tmp = run_dir / "torch_checkpoint.pt.tmp"
         torch.save({"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": int(step)}, tmp)
         os.replace(tmp, run_dir / "torch_checkpoint.pt")
-        np.savez(run_dir / "paddle_weights.npz", **paddle_state(self.net))
+        tmp = run_dir / "paddle_weights.tmp.npz"
+        np.savez(tmp, **paddle_state(self.net))
+        os.replace(tmp, run_dir / "paddle_weights.npz")
         (run_dir / "step.txt").write_text(str(step))
 
     def resume(self, run_dir: Path) -> int:
@@ -144,10 +182,27 @@ class TorchTrainer:
         return int(state["step"])
 
 
+def _cpu_has_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX-512 BF16 / AMX); elsewhere bf16 autocast is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def load_paddle_named(trainer: "TorchTrainer", path) -> None:
-    """Start from weights saved under Paddle's names (.npz), e.g. a previous run's."""
+    """Start from weights saved under Paddle's names (.npz, e.g. a previous run's or a model package's). A network
+    with more click channels than the weights (a new prompt channel) gets zero weights for the new channels, so it
+    starts out answering clicks exactly as the old network did."""
     with np.load(path) as arrays:
         state = {name.replace(".norm.scale", ".norm.weight"): torch.from_numpy(arrays[name]) for name in arrays.files}
+    own = trainer.net.state_dict()
+    for name in ("stem.conv.weight", "click_branch.0.conv.weight"):
+        if name in state and name in own and state[name].shape[1] < own[name].shape[1]:
+            grown = torch.zeros(own[name].shape, dtype=state[name].dtype)
+            grown[:, :state[name].shape[1]] = state[name]
+            state[name] = grown
     trainer.net.load_state_dict(state)
 
 

@@ -54,10 +54,13 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
     total = config["steps"] if steps is None else min(config["steps"], start_step + steps)
     manifest = read_json(config["manifest"])
     stream = ExampleStream(config["cache"], read_json(config["split"])["train"], manifest, config["batch_size"],
-                           config["seed"], config.get("workers", 0), config.get("case_sampling", "case"))
+                           config["seed"], config.get("workers", 0), config.get("case_sampling", "case"),
+                           config.get("sampling"))
     log = open(run_dir / "log.jsonl", "a") if lead else None
     started = time.time()
     step = start_step
+    snapshot_s = 60.0 * config.get("snapshot_minutes", 0)
+    next_snapshot = snapshot_s
     try:
         from tqdm import tqdm
 
@@ -81,6 +84,10 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
                 trainer.save(run_dir, done)
                 if log:
                     log.flush()
+            if lead and snapshot_s and elapsed >= next_snapshot:
+                trainer.save(run_dir, done)
+                keep_snapshot(run_dir, done)
+                next_snapshot += snapshot_s
             if time_limit_s and elapsed > time_limit_s:
                 trainer.save(run_dir, done)
                 break
@@ -90,6 +97,17 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
             log.close()
     return {"steps_done": step + 1 - start_step, "seconds": time.time() - started,
             "replica_spread": trainer.replica_spread()}
+
+
+def keep_snapshot(run_dir: Path, step: int) -> Path:
+    """Copy the checkpoint's weights to snapshots/step_<n> (for the training curve: metric against examples seen)."""
+    import shutil
+
+    source = next(p for p in (run_dir / "paddle_weights.npz", run_dir / "model.pdparams") if p.exists())
+    target = run_dir / "snapshots" / f"step_{step:07d}{source.suffix}"
+    target.parent.mkdir(exist_ok=True)
+    shutil.copyfile(source, target)
+    return target
 
 
 def run_parser(description: str) -> argparse.ArgumentParser:
