@@ -161,6 +161,38 @@ def test_wrong_types_are_reported_by_key_and_the_file_is_left_untouched(tmp_path
     assert path.read_bytes() == before
 
 
+def test_a_progress_file_of_a_newer_version_is_refused_and_left_unchanged(tmp_path):
+    from inference.progress import NewerVersionError
+
+    path = write_json(tmp_path, dict(ORIGINAL, version=2, scans={"a.nii.gz": {"status": "reviewed", "by": "x"}}))
+    before = path.read_bytes()
+    progress = ProgressFile(tmp_path)
+    for action in (progress.read, lambda: progress.record_scan("b.nii.gz", clicks=1), progress.start_fresh,
+                   lambda: progress.start_fresh(from_backup=True)):
+        with pytest.raises(NewerVersionError, match="newer EISeg-Med3D.*format version 2.*up to 1") as info:
+            action()
+        assert str(path) in str(info.value)
+    assert path.read_bytes() == before and not progress.corrupt_copies()
+    progress.start_fresh(force=True)  # asked for explicitly: the newer file is kept aside, not lost
+    assert progress.read()["finished"] == []
+    assert [p.read_bytes() for p in tmp_path.glob("EISegMed3D.replaced-*.json")] == [before]
+
+
+def test_start_fresh_refuses_a_healthy_file_unless_forced(tmp_path):
+    from inference.progress import HealthyFileError
+
+    progress = ProgressFile(tmp_path)
+    progress.record_scan("a.nii.gz", clicks=3)
+    progress.record_scan("a.nii.gz", clicks=2)  # the backup holds clicks 3
+    before = progress.path.read_bytes()
+    for from_backup in (True, False):
+        with pytest.raises(HealthyFileError, match="nothing to repair"):
+            progress.start_fresh(from_backup=from_backup)
+    assert progress.path.read_bytes() == before
+    assert progress.start_fresh(from_backup=True, force=True)["scans"]["a.nii.gz"]["clicks"] == 3
+    assert [p.read_bytes() for p in tmp_path.glob("EISegMed3D.replaced-*.json")] == [before]
+
+
 # --- two processes ------------------------------------------------------------------------------------------
 def _hammer(folder: str, worker: int, count: int) -> None:
     progress = ProgressFile(folder)

@@ -18,6 +18,8 @@ Safety:
     such a copy exists and no new progress file does, every read raises too, so a retry never silently starts
     from nothing. After the user has been told, `start_fresh()` (optionally from the backup) begins anew.
     A file that parses but has wrong types (e.g. "finished" not a list) is left in place and reported.
+  * A file of a newer format `version` is refused and left as it is (rewriting it could drop what is new).
+  * `start_fresh()` replaces a file that reads fine only when forced, so a repair never silently rolls back.
 """
 from __future__ import annotations
 
@@ -91,10 +93,23 @@ def _validate_scan(rel, entry, where: str) -> None:
         raise ProgressError(f"{where}: scans[{rel!r}] {bad}")
 
 
+class NewerVersionError(ProgressError):
+    """The progress file was written by a newer EISeg-Med3D: reading on could drop what it added."""
+
+
+class HealthyFileError(ProgressError):
+    """start_fresh() was asked to replace a progress file that is fine."""
+
+
 def validate(data, where: str) -> None:
-    """Raise ProgressError naming `where` and the first key with a wrong type."""
+    """Raise ProgressError naming `where` and the first key with a wrong type (NewerVersionError for a newer format)."""
     if not isinstance(data, dict):
         raise ProgressError(f"{where}: expected a JSON object at the top level, found {type(data).__name__}")
+    version = data.get("version", FORMAT_VERSION)
+    if _is_int(version) and version > FORMAT_VERSION:  # its other keys may mean something else: check nothing more
+        raise NewerVersionError(f"{where}: written by a newer EISeg-Med3D (format version {version}, this one reads "
+                                f"up to {FORMAT_VERSION}); update EISeg-Med3D to use this folder. The file was not "
+                                "changed")
     validate_labels(data.get("labels", []), where)
     finished = data.get("finished", [])
     if not isinstance(finished, list) or not all(isinstance(f, str) for f in finished):
@@ -198,7 +213,7 @@ class ProgressFile:
             lock.release()
 
     def _write(self, data: dict) -> None:
-        data["version"] = max(FORMAT_VERSION, data.get("version", FORMAT_VERSION))
+        data["version"] = FORMAT_VERSION  # validate() let nothing newer through
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         try:
             atomic_write(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
@@ -214,18 +229,34 @@ class ProgressFile:
             self._write(data)
             return data
 
-    def start_fresh(self, from_backup: bool = False) -> dict:
+    def start_fresh(self, from_backup: bool = False, force: bool = False) -> dict:
         """Begin a new progress file after the user was told the old one is unusable.
 
         A present file (valid or not) is moved aside first, so nothing is ever deleted. With `from_backup`,
         the backup (EISegMed3D.bak.json, one change behind) is the starting point when it is valid.
+        A file that reads fine (or one of a newer format) is only replaced with `force`: otherwise a repair
+        command run out of habit would silently undo work (HealthyFileError / NewerVersionError).
         """
         with self._locked():
+            if not force:
+                self._refuse_usable_file()
             data = self._read_backup() if from_backup else _empty()
             if self.path.exists():
                 os.replace(self.path, self._aside_name("replaced"))
             self._write(data)
             return data
+
+    def _refuse_usable_file(self) -> None:
+        try:
+            self.read()
+        except NewerVersionError:
+            raise
+        except ProgressError:
+            return  # unreadable or missing after a corruption: starting over is the repair
+        if self.path.exists():
+            raise HealthyFileError(f"{self.path}: the progress file is fine, there is nothing to repair (starting "
+                                   "over or restoring the backup would undo work); force=True replaces it anyway, "
+                                   "keeping it aside as EISegMed3D.replaced-<time>.json")
 
     def _read_backup(self) -> dict:
         backup = backup_path(self.path)
