@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -129,13 +130,67 @@ def list_scans(folder: str | os.PathLike, recursive: bool = False) -> list[Path]
     return sorted(scans, key=lambda p: relative_key(p, folder))
 
 
-def save_label(volume: Volume, mask_kji: np.ndarray, path: str | os.PathLike | None = None) -> Path:
-    """Write the mask on the scan's exact grid (atomic, previous version kept); default path: label_path(scan)."""
-    if path is None:
-        if volume.path is None:
-            raise VolumeError("volume has no file path: give the label path explicitly")
-        path = label_path(volume.path)
-    return volume.write_label(path, mask_kji)
+def save_label(volume: Volume, label_kji: np.ndarray, path: str | os.PathLike | None = None) -> Path:
+    """Write a whole label map on the scan's exact grid (atomic, previous version kept as backup).
+
+    `label_kji` replaces the file, every label value in it: pass the full map (as the Slicer module does from all
+    its segments). To put one object into an existing map without touching other labels, use save_object.
+    Default path: label_path(scan).
+    """
+    return volume.write_label(_label_target(volume, path), label_kji)
+
+
+def _label_target(volume: Volume, path) -> Path:
+    if path is not None:
+        return Path(path)
+    if volume.path is None:
+        raise VolumeError("volume has no file path: give the label path explicitly")
+    return label_path(volume.path)
+
+
+class ObjectMerge(NamedTuple):
+    """The label map after putting one object in, and what happened to the other labels."""
+    label: np.ndarray
+    kept_voxels: int  # object voxels that kept another label's value (overwrite_other_labels=False)
+    overwritten_voxels: int  # voxels of other labels the object took (overwrite_other_labels=True)
+
+
+def merge_object(previous: np.ndarray | None, mask: np.ndarray, value: int,
+                 overwrite_other_labels: bool = False) -> ObjectMerge:
+    """Put one object (mask > 0) into a label map as `value`, replacing only that value's previous voxels.
+
+    Voxels of other label values stay as they are; where the object overlaps them they keep their label, unless
+    `overwrite_other_labels` gives them to the object. Voxels that had `value` and are outside the mask become 0.
+    """
+    if not 1 <= int(value) <= 65535:
+        raise VolumeError(f"label value {value}: must be 1..65535")
+    mask = np.asarray(mask) > 0
+    if previous is None:
+        previous = np.zeros(mask.shape, np.uint8)
+    if previous.shape != mask.shape:
+        raise VolumeError(f"object shape {mask.shape} does not match the label map {previous.shape}")
+    dtype = np.uint16 if value > 255 or previous.dtype.itemsize > 1 else np.uint8
+    label = previous.astype(dtype, copy=True)
+    other = (label != 0) & (label != value)
+    label[label == value] = 0
+    overlap = mask & other
+    target = mask if overwrite_other_labels else mask & ~other
+    label[target] = value
+    count = int(np.count_nonzero(overlap))
+    return ObjectMerge(label, 0 if overwrite_other_labels else count, count if overwrite_other_labels else 0)
+
+
+def save_object(volume: Volume, mask_kji: np.ndarray, value: int, path: str | os.PathLike | None = None,
+                overwrite_other_labels: bool = False) -> tuple[Path, ObjectMerge]:
+    """Put one object into the scan's label file (see merge_object); the backup is the whole previous map.
+
+    The existing file is read just before writing, so the object lands in its latest version; a file on another
+    grid or with bad values is refused (VolumeError naming it) and left untouched.
+    """
+    path = _label_target(volume, path)
+    previous = load_label(volume, path) if path.exists() else None
+    merged = merge_object(previous, mask_kji, value, overwrite_other_labels)
+    return save_label(volume, merged.label, path), merged
 
 
 def _grid_problem(scan: Volume, label: Volume) -> str | None:

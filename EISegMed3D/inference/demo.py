@@ -48,7 +48,7 @@ def _prepare_folder(out: Path) -> Path:
 
 def run_demo(out: Path, model) -> dict:
     """Run the demo; returns the written paths and the Dice after each click."""
-    from .datafolder import label_path, load_label, relative_key
+    from .datafolder import load_label, relative_key, save_object
     from .progress import ProgressFile
     from .session import InteractiveSession
     from .volume import Volume
@@ -72,7 +72,7 @@ def run_demo(out: Path, model) -> dict:
         dices.append(dice(truth, result.mask))
         print(f"click {number} ({'+' if positive else '-'}) at voxel (i, j, k) {tuple(ijk)}: "
               f"{result.latency_s * 1000:.0f} ms (model {result.model_s * 1000:.0f} ms), Dice {dices[-1]:.3f}")
-    label = volume.write_label(label_path(volume.path), session.mask.astype(np.uint8) * TARGET["labelValue"])
+    label, _ = save_object(volume, session.mask, TARGET["labelValue"])  # other labels in the folder stay
     progress = ProgressFile(out)
     rel = relative_key(volume.path, out)
     progress.set_labels([dict(TARGET)])
