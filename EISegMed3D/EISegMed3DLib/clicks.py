@@ -60,3 +60,33 @@ def write_tag(segment, clicks: list) -> None:
         segment.SetTag(CLICKS_TAG, json.dumps([{"ras": list(c.ras), "positive": c.positive} for c in clicks]))
     else:
         segment.RemoveTag(CLICKS_TAG)
+
+
+def defined_points(node) -> list:
+    """World RAS of the placed points of a markups node: in place mode the point following the mouse is a
+    control point in "preview" state, which is not a click."""
+    return [tuple(node.GetNthControlPointPositionWorld(n)) for n in range(node.GetNumberOfControlPoints())
+            if node.GetNthControlPointPositionStatus(n) == node.PositionDefined]
+
+
+class PointsWatch:
+    """Tells real point changes from the place preview's comings and goings.
+
+    Slicer adds a preview control point while the mouse is over a view in place mode and removes it (firing
+    PointRemovedEvent) whenever the mouse leaves the view; only a change of the placed points may start a run.
+    """
+
+    def __init__(self):
+        self._seen = None
+
+    def changed(self, nodes) -> bool:
+        """Whether the placed points differ from when this was last asked (or last `reset`)."""
+        now = tuple(tuple(defined_points(node)) for node in nodes)
+        if now == self._seen:
+            return False
+        self._seen = now
+        return True
+
+    def reset(self, nodes) -> None:
+        """Take the points as they are now as seen (after the module itself filled the lists)."""
+        self._seen = tuple(tuple(defined_points(node)) for node in nodes)
