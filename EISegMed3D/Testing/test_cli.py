@@ -1,6 +1,8 @@
 """The eiseg-med3d command line on real files with a real exported model."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
@@ -15,6 +17,7 @@ from inference import Volume
 from inference.cli import main, parse_click
 from inference.demo import SAMPLE_REFERENCE, SAMPLE_SCAN
 from inference.progress import PROGRESS_NAME, ProgressFile
+from test_progress import run_in_read_only_folder, shared_folder  # noqa: F401 - shared_folder is a fixture
 
 ENGINE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPO_DIR = os.path.dirname(ENGINE_DIR)
@@ -112,6 +115,22 @@ def test_segment_without_clicks_or_scan(scan, tmp_path, capsys):
     assert code == 2 and "does not exist" in _one_error_line(err)
 
 
+def test_segment_checks_the_output_folder_is_writable_before_the_model_runs(shared_folder, scan):
+    """A read-only output folder is reported before the model loads (here: a model path that does not exist)."""
+    local = shared_folder / scan.name
+    local.write_bytes(scan.read_bytes())
+
+    def segment():
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            code = main(["segment", str(local), "--click", "5,5,2", "--model", str(shared_folder / "no_model")])
+        raise RuntimeError(f"exit {code}: {err.getvalue()}")
+
+    kind, message = run_in_read_only_folder(shared_folder, segment)
+    assert kind == "RuntimeError" and message.startswith("exit 2: "), (kind, message)
+    assert "not writable" in message and str(shared_folder) in message and "no_model" not in message
+
+
 def test_parse_click():
     assert parse_click("1.5,2,3") == ((1.5, 2.0, 3.0), True)
     assert parse_click(" -1,-2.5,3:- ") == ((-1.0, -2.5, 3.0), False)
@@ -123,11 +142,25 @@ def test_parse_click():
 def test_info_prints_manifest_backend_and_device(tiny_model_dir, capsys):
     code, out, _ = _run(["info", "--model", tiny_model_dir, "--backend", "onnx", "--device", "cpu"], capsys)
     assert code == 0
-    rows = dict(line.split(None, 1) for line in out.splitlines() if line and not line.startswith(("patch", "spacing", "click")))
+    rows = dict(line.split(None, 1) for line in out.splitlines()
+                if len(line.split()) > 1 and not line.startswith(("patch", "spacing", "click")))
     assert rows["backend"].strip() == "onnx" and rows["device"].strip() == "cpu"
     assert "tiny-test" in out and "(32, 32, 32)" in out and "3.0 mm" in out
     code, out, _ = _run(["info", "--model", tiny_model_dir, "--backend", "paddle", "--threads", "1"], capsys)
     assert code == 0 and "paddle" in out
+
+
+def test_info_of_the_bundled_model_is_readable(capsys):
+    """Nested manifest records (training runs, validation per data set) as short aligned lines, not raw JSON."""
+    code, out, _ = _run(["info", "--backend", "onnx", "--threads", "1"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 110 and "{" not in out and '"' not in out
+    assert lines[0].startswith("model") and "eiseg-vnet-universal" in lines[0]
+    validation = next(n for n, line in enumerate(lines) if line.startswith("validation"))
+    spine = next(n for n, line in enumerate(lines) if line.strip() == "spine_val")
+    assert spine > validation and lines[spine + 1].split()[:3] == ["all", "objects", "34,"]
+    assert re.search(r"dice@3 0\.\d+,", out) and "  runs" in out
 
 
 def test_info_with_a_bad_model_path(tmp_path, capsys):
@@ -153,6 +186,46 @@ def test_progress_prints_a_table(tmp_path, capsys):
     assert len(lines) == 4 and lines[3].startswith("1 of 2 scans finished")
     code, out, _ = _run(["progress", data, "--recursive"], capsys)
     assert "sub/c.mha" in out and "1 of 3 scans finished" in out
+
+
+@pytest.mark.parametrize("recursive", [False, True])
+def test_progress_on_a_folder_without_scans_says_so_and_what_it_reads(tmp_path, capsys, recursive):
+    (tmp_path / "notes.txt").write_text("x")
+    code, out, _ = _run(["progress", tmp_path] + (["--recursive"] if recursive else []), capsys)
+    assert code == 0
+    assert out.startswith(f"no scans found in {tmp_path}") and len(out.splitlines()) == 1
+    for kind in ("*.nii", "*.nii.gz", "*.nrrd", "*.mha", "*.mhd", "DICOM series"):
+        assert kind in out
+    assert ("--recursive" in out) != recursive and "0 of 0" not in out
+
+
+def test_restore_backup_on_a_healthy_progress_file_refuses_without_force(tmp_path, capsys):
+    progress = ProgressFile(tmp_path)
+    progress.record_scan("a.nii.gz", clicks=3, seconds=10.0)
+    progress.record_scan("a.nii.gz", clicks=2, seconds=5.0)
+    before = progress.path.read_bytes()
+    for option in ("--restore-backup", "--start-fresh"):
+        code, _, err = _run(["progress", tmp_path, option], capsys)
+        line = _one_error_line(err)
+        assert code == 2 and "is fine" in line and option in line and "--force" in line
+        assert progress.path.read_bytes() == before
+    code, _, err = _run(["progress", tmp_path, "--force"], capsys)
+    assert code == 2 and "only goes with" in _one_error_line(err)
+    code, _, _ = _run(["progress", tmp_path, "--restore-backup", "--force"], capsys)
+    assert code == 0 and progress.read()["scans"]["a.nii.gz"]["clicks"] == 3
+    assert [p.read_bytes() for p in tmp_path.glob("EISegMed3D.replaced-*.json")] == [before]
+
+
+def test_progress_of_a_newer_version_is_refused_with_no_repair_hint(tmp_path, capsys):
+    path = tmp_path / PROGRESS_NAME
+    path.write_text(json.dumps({"version": 7, "labels": [], "finished": [], "reviews": {"a": 1}}))
+    before = path.read_bytes()
+    code, _, err = _run(["progress", tmp_path], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and "newer EISeg-Med3D" in line and "--restore-backup" not in line
+    code, _, err = _run(["progress", tmp_path, "--start-fresh"], capsys)
+    assert code == 2 and "newer" in _one_error_line(err)
+    assert path.read_bytes() == before
 
 
 def test_progress_with_a_corrupt_file_is_one_line(tmp_path, capsys):

@@ -80,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     segment = commands.add_parser("segment", help="clicks on a scan -> label file on the scan's exact grid",
-                                  description="Segment one object of a scan from clicks and write its label map.",
+                                  description="Segment one object of a scan from clicks and write it into the scan's "
+                                  "label map. An existing label file keeps all its other label values: the object "
+                                  "replaces only the voxels of its own --label-value, and where it overlaps another "
+                                  "label that voxel keeps the other label unless --overwrite-other-labels is given. "
+                                  "The whole previous file is kept as <stem>_label.bak.nii.gz.",
                                   epilog="A RAS value starting with '-' needs '=': --click-ras=-12.5,30,4:-")
     segment.add_argument("image", type=Path, help="scan: NIfTI, NRRD, MHA/MHD file or a DICOM series folder")
     segment.add_argument("--click", action=_ClickAction, dest="clicks", metavar="I,J,K[:+|-]", default=None,
@@ -89,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="click at RAS millimetres as shown by 3D Slicer (repeatable)")
     segment.add_argument("--out", type=Path, default=None,
                          help="label file (default: <scan stem>_label.nii.gz next to the scan; previous kept as .bak)")
-    segment.add_argument("--label-value", type=int, default=1, help="value of the object in the label map (1..65535)")
+    segment.add_argument("--label-value", type=int, default=1,
+                         help="value of the object in the label map (1..65535); in an existing label file only this "
+                              "value's voxels are replaced, every other label value stays")
+    segment.add_argument("--overwrite-other-labels", action="store_true",
+                         help="where the object overlaps voxels of other label values, give them to the object "
+                              "(default: they keep their label)")
     _model_options(segment)
 
     demo = commands.add_parser("demo", help="the model on the bundled sample: clicks, label, progress, PNG, Dice",
@@ -110,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after a corrupt progress file: start again from its backup (one change behind)")
     repair.add_argument("--start-fresh", action="store_true",
                         help="after a corrupt progress file: start an empty one (the old file stays aside)")
+    progress.add_argument("--force", action="store_true",
+                          help="with --restore-backup / --start-fresh: also replace a progress file that is fine "
+                               "(it is kept aside); without it they refuse, so nothing is undone by accident")
 
     commands.add_parser("evaluate", add_help=False, help="benchmark with the simulated user (training package); "
                         "see 'evaluate --help'")
@@ -131,8 +143,38 @@ def _describe_click(number: int, ijk, positive: bool, result) -> str:
             f"{'s' if result.runs != 1 else ''}), object {int(result.mask.sum())} voxels")
 
 
+def _check_clicks_inside(volume, clicks: list, texts: list) -> None:
+    """Every click lies inside the scan (checked before the model loads); the error quotes the click as given."""
+    for (kind, point, _), (_, text) in zip(clicks, texts):
+        ijk = volume.ras_to_ijk_point(point) if kind == "ras" else point
+        if not volume.contains_ijk(ijk):
+            raise ClickError(f"click {text!r} = voxel (i, j, k) ({', '.join(f'{v:.6g}' for v in ijk)}) is outside "
+                             f"the scan {volume.path} of size (i, j, k) {volume.shape[::-1]}")
+
+
+def _checked_output(args, volume) -> Path:
+    """The label file to write: its folder writable and an existing file readable on the scan's grid."""
+    from .atomic import check_writable
+    from .datafolder import label_path, load_label
+
+    out = args.out if args.out is not None else label_path(args.image)
+    check_writable(out)
+    if out.exists():
+        load_label(volume, out)  # refused now (wrong grid, bad values) rather than after the model ran
+    return out
+
+
+def _describe_merge(merged, value: int) -> str | None:
+    if merged.kept_voxels:
+        return (f"kept {merged.kept_voxels} voxels of the object that belong to other labels (value {value} not "
+                "written there; --overwrite-other-labels gives them to this object)")
+    if merged.overwritten_voxels:
+        return f"overwrote {merged.overwritten_voxels} voxels of other labels with value {value}"
+    return None
+
+
 def cmd_segment(args) -> int:
-    from .datafolder import label_path
+    from .datafolder import save_object
     from .session import InteractiveSession
     from .volume import Volume
 
@@ -142,14 +184,8 @@ def cmd_segment(args) -> int:
     if not 1 <= args.label_value <= 65535:
         raise ClickError(f"--label-value {args.label_value}: must be 1..65535")
     volume = Volume.from_file(args.image)
-    for (kind, point, _), (_, text) in zip(clicks, args.clicks):  # all clicks checked before the model loads
-        ijk = volume.ras_to_ijk_point(point) if kind == "ras" else point
-        if not volume.contains_ijk(ijk):
-            raise ClickError(f"click {text!r} = voxel (i, j, k) ({', '.join(f'{v:.6g}' for v in ijk)}) is outside "
-                             f"the scan {volume.path} of size (i, j, k) {volume.shape[::-1]}")
-    out = args.out if args.out is not None else label_path(args.image)
-    if not out.parent.is_dir():
-        raise SaveError(f"{out}: cannot save, folder {out.parent} does not exist")
+    _check_clicks_inside(volume, clicks, args.clicks)
+    out = _checked_output(args, volume)
     model = _load_model(args)
     print(f"model: {model.describe()}")
     session = InteractiveSession(model)
@@ -157,8 +193,11 @@ def cmd_segment(args) -> int:
     for number, (kind, point, positive) in enumerate(clicks, start=1):
         result = session.add_click(**{kind: point}, positive=positive)
         print(_describe_click(number, session.clicks[-1].ijk, positive, result))
-    written = volume.write_label(out, session.mask.astype("uint16") * args.label_value)
-    print(f"wrote {written}")
+    written, merged = save_object(volume, session.mask, args.label_value, out, args.overwrite_other_labels)
+    print(f"wrote {written} (this object: label value {args.label_value})")
+    note = _describe_merge(merged, args.label_value)
+    if note:
+        print(note)
     return 0
 
 
@@ -169,31 +208,28 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def _short_json(value) -> str:
-    return json.dumps(value, sort_keys=True) if value not in (None, {}, []) else "-"
-
-
 def cmd_info(args) -> int:
+    from .readable import readable_lines
+
     model = _load_model(args)
     manifest = model.manifest
-    lines = [
+    items = [
         ("model", f"{manifest.get('name')} - {manifest.get('description', '')}"),
         ("path", str(model.path)),
         ("backend", model.backend),
         ("device", model.device),
         ("threads", str(model.threads)),
         ("patch shape", f"{tuple(manifest['patch_shape'])} ({manifest.get('axis_order', 'kji')} order)"),
-        ("spacing policy", _short_json(manifest.get("spacing_policy"))),
-        ("normalization", _short_json(manifest.get("normalization"))),
+        ("spacing policy", manifest.get("spacing_policy")),
+        ("normalization", manifest.get("normalization")),
         ("click radius", f"{manifest['click_radius_mm']} mm" if "click_radius_mm" in manifest
          else f"{manifest.get('click_radius_voxels')} voxels"),
         ("threshold", str(manifest.get("threshold"))),
-        ("training", _short_json(manifest.get("training"))),
-        ("validation", _short_json(manifest.get("validation"))),
+        ("training", manifest.get("training")),
+        ("validation", manifest.get("validation")),
     ]
-    width = max(len(key) for key, _ in lines)
-    for key, value in lines:
-        print(f"{key.ljust(width)}  {value}")
+    for line in readable_lines(items):
+        print(line)
     return 0
 
 
@@ -202,20 +238,47 @@ def _duration(seconds: float) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+def _repair_progress(progress, args) -> None:
+    from .progress import HealthyFileError
+
+    try:
+        progress.start_fresh(from_backup=args.restore_backup, force=args.force)
+    except HealthyFileError as exc:
+        option = "--restore-backup" if args.restore_backup else "--start-fresh"
+        raise HealthyFileError(f"{progress.path}: the progress file is fine, {option} would undo work and was not "
+                               f"done; add --force to do it anyway (the current file is kept aside as "
+                               f"EISegMed3D.replaced-<time>.json)") from exc
+
+
+def _no_scans_message(folder: Path, recursive: bool) -> str:
+    from .datafolder import SCAN_SUFFIXES
+
+    kinds = ", ".join(f"*{s}" for s in sorted(SCAN_SUFFIXES))
+    where = "at any depth" if recursive else "in it or as DICOM series in its direct sub-folders (--recursive: any depth)"
+    return f"no scans found in {folder}: scans are {kinds} files and DICOM series folders, {where}"
+
+
 def cmd_progress(args) -> int:
     from .datafolder import list_scans
-    from .progress import ProgressFile
+    from .progress import NewerVersionError, ProgressFile
 
     folder = args.data_dir.absolute()
+    if args.force and not (args.restore_backup or args.start_fresh):
+        raise EISegError("--force only goes with --restore-backup or --start-fresh")
     scans = list_scans(folder, recursive=args.recursive)
     progress = ProgressFile(folder)
     if args.restore_backup or args.start_fresh:
-        progress.start_fresh(from_backup=args.restore_backup)
+        _repair_progress(progress, args)
     try:
         rows = progress.table(scans)
+    except NewerVersionError:
+        raise
     except ProgressError as exc:
         raise ProgressError(f"{exc}. From the command line: eiseg-med3d progress {args.data_dir} "
                             "--restore-backup (or --start-fresh)") from exc
+    if not rows:
+        print(_no_scans_message(folder, args.recursive))
+        return 0
     header = ("scan", "status", "clicks", "time", "label")
     cells = [header] + [(r.rel, r.status, str(r.clicks), _duration(r.seconds), "yes" if r.has_label else "no")
                         for r in rows]
