@@ -45,3 +45,15 @@ def legacy_model_files(tmp_path_factory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("legacy_model")
     shapes = [("image", [1, 1, None, None, None]), ("clicks", [1, 3, None, None, None])]
     return export_legacy_pair(make_tiny_net(seed=1), out / "eiseg_med3d_legacy", shapes)
+
+
+@pytest.fixture(scope="session")
+def region_model_dir(tmp_path_factory) -> Path:
+    """A model package whose click input has the 4th "region" channel (boxes, lassos), patch 32^3, ONNX only."""
+    from tiny_nets import TINY_PATCH
+    from tiny_prompt_nets import make_region_net, region_manifest
+    from training.export import export_model
+
+    out = tmp_path_factory.mktemp("tiny_region_model")
+    export_model(make_region_net(), out, region_manifest(), TINY_PATCH, formats=("onnx",))
+    return out

@@ -16,8 +16,7 @@ from inference import ClickError, InteractiveSession, Volume, load_model
 from inference.clickmaps import ball_radius
 from inference.model_input import choose_roi
 from inference.prompts import Box, Lasso, Scribble, box_corners, plane_of, region_channel, scribble_points
-from tiny_prompt_nets import REGION_CHANNELS, make_region_net, region_manifest
-from tiny_nets import TINY_PATCH
+from tiny_prompt_nets import REGION_CHANNELS, region_manifest
 
 SHAPE = (30, 56, 48)  # k, j, i
 
@@ -34,15 +33,6 @@ class Recording:
 
     def channel(self, name: str) -> np.ndarray:
         return self.calls[-1][1][0, self.manifest["inputs"][1]["channels"].index(name)]
-
-
-@pytest.fixture(scope="module")
-def region_model_dir(tmp_path_factory):
-    from training.export import export_model
-
-    out = tmp_path_factory.mktemp("tiny_region_model")
-    export_model(make_region_net(), out, region_manifest(), TINY_PATCH, formats=("onnx",))
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """eiseg-med3d: segment a scan from clicks, run the demo, describe a model, show a data folder's progress.
 
     eiseg-med3d segment scan.nii.gz --click 120,88,40 --click 131,90,41:- [--out label.nii.gz]
+    eiseg-med3d segment scan.nii.gz --box roi.mrk.json --lasso-file outline.mrk.json --scribble-file stroke.json:-
     eiseg-med3d demo [--out demo_out]
     eiseg-med3d info [--model PATH]
     eiseg-med3d progress DATA_DIR [--recursive]
@@ -17,6 +18,7 @@ import re
 import sys
 from pathlib import Path
 
+from . import prompt_files
 from .errors import ClickError, EISegError, ProgressError, SaveError
 
 PROG = "eiseg-med3d"
@@ -58,7 +60,7 @@ def _join_negative_values(argv: list[str]) -> list[str]:
     """'--click-ras -12,30,4' -> '--click-ras=-12,30,4' (argparse would take '-12,...' for an option)."""
     joined = []
     for token in argv:
-        if joined and joined[-1] in ("--click", "--click-ras") and re.match(r"-[\d.]", token):
+        if joined and joined[-1] in ("--click", "--click-ras", "--box", "--box-ras") and re.match(r"-[\d.]", token):
             joined[-1] = f"{joined[-1]}={token}"
         else:
             joined.append(token)
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="click at voxel index i,j,k (0-based); ':-' makes it negative (repeatable)")
     segment.add_argument("--click-ras", action=_ClickAction, dest="clicks", metavar="R,A,S[:+|-]",
                          help="click at RAS millimetres as shown by 3D Slicer (repeatable)")
+    prompt_files.add_arguments(segment)
     segment.add_argument("--out", type=Path, default=None,
                          help="label file (default: <scan stem>_label.nii.gz next to the scan; previous kept as .bak)")
     segment.add_argument("--label-value", type=int, default=1,
@@ -179,20 +182,31 @@ def cmd_segment(args) -> int:
     from .volume import Volume
 
     if not args.clicks:
-        raise ClickError("give at least one --click i,j,k or --click-ras r,a,s")
-    clicks = [(kind, *parse_click(text, kind)) for kind, text in args.clicks]
+        raise ClickError("give at least one --click i,j,k or --click-ras r,a,s (or --box, --lasso-file, --scribble-file)")
+    given = [(kind, text) for kind, text in args.clicks if kind not in prompt_files.KINDS]
+    clicks = [(kind, *parse_click(text, kind)) for kind, text in given]
+    prompts = {index: prompt_files.prompt_calls(kind, text) for index, (kind, text) in enumerate(args.clicks)
+               if kind in prompt_files.KINDS}
     if not 1 <= args.label_value <= 65535:
         raise ClickError(f"--label-value {args.label_value}: must be 1..65535")
     volume = Volume.from_file(args.image)
-    _check_clicks_inside(volume, clicks, args.clicks)
+    _check_clicks_inside(volume, clicks, given)
+    for call in (c for calls in prompts.values() for c in calls):
+        prompt_files.check_inside(volume, call)
     out = _checked_output(args, volume)
     model = _load_model(args)
     print(f"model: {model.describe()}")
     session = InteractiveSession(model)
     session.set_volume(volume)
-    for number, (kind, point, positive) in enumerate(clicks, start=1):
-        result = session.add_click(**{kind: point}, positive=positive)
-        print(_describe_click(number, session.clicks[-1].ijk, positive, result))
+    pending_clicks = iter(clicks)
+    for index in range(len(args.clicks)):  # clicks and other prompts in the order given
+        for call in prompts.get(index, ()):
+            result = getattr(session, call.method)(**call.kwargs)
+            print(prompt_files.describe(call, session, result))
+        if index not in prompts:
+            kind, point, positive = next(pending_clicks)
+            result = session.add_click(**{kind: point}, positive=positive)
+            print(_describe_click(len(session.clicks), session.clicks[-1].ijk, positive, result))
     written, merged = save_object(volume, session.mask, args.label_value, out, args.overwrite_other_labels)
     print(f"wrote {written} (this object: label value {args.label_value})")
     note = _describe_merge(merged, args.label_value)

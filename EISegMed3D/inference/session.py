@@ -238,7 +238,7 @@ class InteractiveSession:
             # In voxel indices the normal holds the plane's equation coefficients, so it maps by the inverse transpose.
             normal_ras = normal if in_ras else np.linalg.inv(matrix).T @ normal
         else:
-            same = np.flatnonzero(np.abs(corners_ijk[0] - corners_ijk[1]) < 1e-6)
+            same = np.flatnonzero(np.abs(corners_ijk[0] - corners_ijk[1]) < 1e-3)
             if len(same) != 1:
                 raise ClickError("box corners share no single voxel index (i, j or k): give the plane with normal= "
                                  "or plane=")
