@@ -81,6 +81,21 @@ def test_flipped_bytes_in_a_nii_gz_are_refused_as_damaged_crc(tmp_path, where):
     _assert_error_names(path, "damaged (crc)")
 
 
+@pytest.mark.parametrize("suffix, data_suffix", [(".mha", ".mha"), (".mhd", ".zraw")])
+def test_flipped_bytes_in_compressed_metaimage_data_are_refused_as_damaged_crc(tmp_path, suffix, data_suffix):
+    """ITK's MetaImage reader ignores the zlib checksum too (its NRRD reader does not)."""
+    array = _scan((40, 64, 64))
+    path = tmp_path / ("scan" + suffix)
+    sitk.WriteImage(sitk.GetImageFromArray(array), str(path), useCompression=True)
+    data_file = path.with_suffix(data_suffix)
+    data = bytearray(data_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    data[len(data) // 2 + 1] ^= 0xFF
+    data_file.write_bytes(bytes(data))
+    assert not np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(path))), array)  # what ITK alone gives
+    _assert_error_names(path, "damaged (crc)")
+
+
 def test_nii_gz_cut_inside_its_trailer_is_truncated(tmp_path):
     path = _write(tmp_path / "scan.nii.gz", _scan())
     path.write_bytes(path.read_bytes()[:-3])  # every voxel there, the CRC and size trailer cut

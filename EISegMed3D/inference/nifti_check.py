@@ -3,8 +3,8 @@
 ITK's NIfTI reader returns zeros for missing voxels and never checks the gzip CRC, so a half-copied scan, or
 one with a few flipped bytes (30 % garbage voxels), would be segmented as if it were whole. NRRD and
 MetaImage readers already fail on short data. The header says how many bytes the file must hold; check that,
-and stream a .nii.gz once through zlib, which verifies each member's CRC-32 and length (the size trailer alone
-proves nothing). Cost: one decompression pass, about 1 s per 200 MB of voxels; memory: a few MB.
+and stream a .nii.gz once through zlib (inference.inflate_check), which verifies each member's CRC-32 and length
+(the size trailer alone proves nothing).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import struct
 import zlib
 from pathlib import Path
 
-_CHUNK = 1 << 20
+from .inflate_check import GZIP, Damaged, inflated_length
 
 
 def _open(path: Path):
@@ -41,54 +41,10 @@ def _expected_bytes(header: bytes) -> int | None:
     return max(offset, 348) + count * max(int(bitpix), 8) // 8
 
 
-class Damaged(Exception):
-    """The compressed stream fails its own checks; the message says which."""
-
-
-def _new_member():
-    return zlib.decompressobj(16 + zlib.MAX_WBITS)
-
-
-def _feed(decoder, block: bytes) -> int:
-    """Inflate `block` with bounded output pieces (a label map compresses 1000:1); returns the bytes produced."""
-    total = 0
-    while True:
-        out = decoder.decompress(block, _CHUNK)
-        total += len(out)
-        block = decoder.unconsumed_tail
-        if decoder.eof or (not block and len(out) < _CHUNK):
-            return total
-
-
-def _inflate(handle) -> tuple[int, bool]:
-    """(uncompressed length, whether the last gzip member ended with its trailer) of an open gzip file.
-
-    Reads the file once in _CHUNK pieces, never whole. zlib checks each member's CRC-32 and length trailer and
-    raises zlib.error when they disagree. Several members (bgzip, concatenation) and zero padding are valid.
-    """
-    decoder, total, ended = _new_member(), 0, False
-    while block := handle.read(_CHUNK):
-        while block:
-            if ended and not block.strip(b"\0"):
-                break  # zero padding after the last member
-            total += _feed(decoder, block)
-            ended, block = decoder.eof, b""
-            if ended:
-                block, decoder = decoder.unused_data, _new_member()
-    return total, ended
-
-
 def _gzip_length(path: Path) -> tuple[int, bool]:
-    """Stream the whole file once: (uncompressed length, ended with a trailer). Raises Damaged on a bad stream."""
+    """(uncompressed length, ended with its trailer) of a .gz file, streamed once; Damaged on a bad stream."""
     with open(path, "rb") as handle:
-        try:
-            return _inflate(handle)
-        except zlib.error as exc:
-            text = str(exc)
-            if "incorrect data check" in text or "incorrect length check" in text:
-                raise Damaged("damaged (CRC): the decompressed data do not match the checksum stored in the "
-                              "file, so some voxels are wrong") from exc
-            raise Damaged(f"damaged (corrupt compressed data: {text.split(':')[-1].strip()})") from exc
+        return inflated_length(handle, GZIP)
 
 
 def nifti_problem(path: Path) -> str | None:

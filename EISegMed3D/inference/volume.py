@@ -10,6 +10,7 @@ import SimpleITK as sitk
 from .atomic import atomic_write
 from .dicom_check import series_grid_problem
 from .errors import VolumeError
+from .metaimage_check import metaimage_problem
 from .nifti_check import nifti_problem
 
 # ITK works in LPS; Slicer and this engine in RAS. The two differ by flipping the first two axes.
@@ -99,7 +100,8 @@ class Volume:
         path = Path(path)
         if not path.exists():
             raise VolumeError(f"{path}: no such file or folder")
-        problem = nifti_problem(path) if path.is_file() else None  # ITK reads short NIfTI data as zeros
+        # ITK reads short NIfTI data as zeros and never checks the gzip / zlib checksums
+        problem = (nifti_problem(path) or metaimage_problem(path)) if path.is_file() else None
         if problem:
             raise VolumeError(f"{path}: {problem}")
         try:
