@@ -14,6 +14,9 @@ Rules (the original's, made exact):
   * Label of a scan: ``<scan stem>_label.nii.gz`` next to the scan; for a DICOM folder next to the folder,
     ``<folder name>_label.nii.gz``. The stem drops only the scan suffix, so dots elsewhere are kept
     (``a.b/case.v2.nii.gz`` -> ``a.b/case.v2_label.nii.gz``).
+  * Saving: save_label writes a whole label map; save_object puts one object into the existing map, changing
+    only its own label value (other labels keep their voxels, also where the object overlaps them, unless
+    overwrite_other_labels). Both are atomic and keep the whole previous file as the backup.
 """
 from __future__ import annotations
 
