@@ -1,12 +1,18 @@
 """EISeg-Med3D: interactive 3D segmentation by clicks (module, widget, console logic and self-test).
 
 The widget is thin: all MRML work is in EISegMed3DLib (tested headless on slicer-core), all model work in the
-`inference` engine. Model runs happen on one worker thread; the GUI thread polls it with processEvents.
+`inference` engine. Model runs happen on one worker thread; a qt.QTimer polls it from the GUI thread, so no
+nested event loop runs inside a markups callback. Package installs run pip as a subprocess, polled the same way.
 """
 import importlib
 import importlib.util
+import logging
 import os
+import queue
+import shutil
+import subprocess
 import sys
+import threading
 import time
 
 import qt
@@ -19,7 +25,9 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:  # the engine (`inference`) and EISegMed3DLib live next to this file
     sys.path.insert(0, _HERE)
 
-SHORTCUTS = (  # key, widget method, help text (none clashes with the Segment Editor's z/y, q/w and digits)
+SHORTCUTS = (  # key, widget method, help text; none clashes with the Segment Editor (z/y, q/w, digits), the
+    # slice views, Slicer's menus or the desktops' own keys (GNOME / Windows: Ctrl+Alt+arrows switch workspaces or
+    # rotate the screen), see EISegMed3D/Testing/test_module_text.py
     ("p", "setPositiveMode", "positive point mode"),
     ("n", "setNegativeMode", "negative point mode"),
     ("Ctrl+Alt+Z", "onUndo", "undo last click"),
@@ -27,11 +35,12 @@ SHORTCUTS = (  # key, widget method, help text (none clashes with the Segment Ed
     ("Ctrl+Alt+R", "onReset", "reset object"),
     ("e", "onFinishSegment", "finish (end) segment"),
     ("Ctrl+Alt+F", "onFinishScan", "finish scan"),
-    ("Ctrl+Alt+Right", "onNextScan", "next scan"),
-    ("Ctrl+Alt+Left", "onPrevScan", "previous scan"),
+    ("Ctrl+Alt+PgDown", "onNextScan", "next scan"),
+    ("Ctrl+Alt+PgUp", "onPrevScan", "previous scan"),
 )
 SETTINGS = "EISegMed3D/"
 DIALOG_AFTER_S = 2.0
+POLL_MS = 20
 AUTOSAVE_MS = 120000
 
 
@@ -58,9 +67,14 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.worker = None
         self.shortcuts = []
         self.pointNodes = {}
-        self._busy = False
-        self._again = False
+        self.pointsWatch = None  # EISegMed3DLib.clicks.PointsWatch, once the library imports
+        self._run = None  # the model run in flight: dict(request, done, started, generation, dialog, cancelled)
+        self._again = False  # points changed while a run was in flight: plan once more after it
         self._segmentPending = False
+        self._generation = 0  # bumped on scene close: a result computed for the closed scene is dropped
+        self._masking = {}  # the Segment Editor's masking settings, carried over a scene close
+        self._install = None  # the pip run in flight: dict(process, lines, dialog, then, timer)
+        self._lastStatus = None
 
     # --- setup -------------------------------------------------------------------------------------------------
     def setup(self):
@@ -78,6 +92,9 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ui.opacitySlider.value = 0.9
         editor = ui.embeddedSegmentEditorWidget
         editor.setMRMLScene(slicer.mrmlScene)
+        self.pollTimer = qt.QTimer()
+        self.pollTimer.setInterval(POLL_MS)
+        self.pollTimer.connect("timeout()", self._pollRun)
         self._setupPoints()
         self._setupNodes()
         self._makeLogic()
@@ -118,14 +135,26 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         importlib.invalidate_caches()  # packages pip has just installed must be found
         try:
             from EISegMed3DLib import InteractiveSegmentationLogic, Worker
+
+            InteractiveSegmentationLogic, Worker  # the imports above are lazy: this really loads the engine
         except ImportError as error:
-            self.ui.statusLabel.text = f"Missing Python package {error.name}: press 'Install dependencies...'"
+            self._status(f"Missing Python package {error.name}: press 'Install dependencies...'")
             return False
-        self.logic = InteractiveSegmentationLogic(slicer.mrmlScene)
-        self.logic.editorNode = self.ui.embeddedSegmentEditorWidget.mrmlSegmentEditorNode()
+        editor = self.ui.embeddedSegmentEditorWidget
+        # saveStateForUndo (a public slot of qMRMLSegmentEditorWidget) before each write, as effects do before
+        # they modify a segment: the editor's Undo then steps back over click results too.
+        self.logic = InteractiveSegmentationLogic(slicer.mrmlScene, editor.mrmlSegmentEditorNode(),
+                                                  before_write=editor.saveStateForUndo)
         self.worker = Worker()
-        self.ui.statusLabel.text = ""
+        self._status("")
         return True
+
+    def _status(self, message):
+        """One line under the controls: for what the user should know but need not click away (no dialog)."""
+        self.ui.statusLabel.text = message
+        if message and message != self._lastStatus:
+            logging.info(f"EISegMed3D: {message}")
+        self._lastStatus = message
 
     def _setupPoints(self):
         for positive, widget in ((True, self.ui.positivePointPlaceWidget), (False, self.ui.negativePointPlaceWidget)):
@@ -137,17 +166,22 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             widget.placeButton().setText("Positive Point" if positive else "Negative Point")
 
     def _setupNodes(self):
-        """(Re)create the editor's parameter node and the two point lists: closing the scene removes them."""
-        editorNode = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentEditorNode", "EISegMed3D editor")
-        editorNode.SetSaveWithScene(False)
+        """(Re)create the editor's parameter node and the two point lists: closing the scene removes them.
+
+        They are hidden from the Data module and never saved (no "save changes?" on exit for them); the user's
+        masking settings of the previous editor node are restored on the new one.
+        """
+        from EISegMed3DLib.helper_nodes import add_helper_node, restore_masking_settings
+
+        editorNode = add_helper_node(slicer.mrmlScene, "vtkMRMLSegmentEditorNode", "EISegMed3D editor")
+        restore_masking_settings(editorNode, self._masking)
         self.ui.embeddedSegmentEditorWidget.setMRMLSegmentEditorNode(editorNode)
         if self.logic is not None:
             self.logic.editorNode = editorNode
         self.removeObservers(self.onPointsChanged)
         for positive, widget, color in ((True, self.ui.positivePointPlaceWidget, (0.1, 0.85, 0.1)),
                                         (False, self.ui.negativePointPlaceWidget, (0.9, 0.1, 0.1))):
-            node = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", "positive" if positive else "negative")
-            node.SetSaveWithScene(False)
+            node = add_helper_node(slicer.mrmlScene, "vtkMRMLMarkupsFiducialNode", "positive" if positive else "negative")
             node.CreateDefaultDisplayNodes()
             node.GetDisplayNode().SetSelectedColor(*color)
             node.GetDisplayNode().SetColor(*color)
@@ -157,7 +191,14 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._observePoints()
 
     def _observePoints(self):
+        from EISegMed3DLib.clicks import PointsWatch
+
+        if self.pointsWatch is None:
+            self.pointsWatch = PointsWatch()
+        self.pointsWatch.reset(list(self.pointNodes.values()))
         for node in self.pointNodes.values():
+            # PointRemovedEvent also fires each time the place preview point leaves a view: pointsWatch sorts out
+            # whether the placed points really changed.
             for event in (node.PointPositionDefinedEvent, node.PointEndInteractionEvent, node.PointRemovedEvent):
                 self.addObserver(node, event, self.onPointsChanged)
 
@@ -194,6 +235,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.embeddedSegmentEditorWidget.setupViewObservations()  # the embedding module's job (editor docs)
 
     def exit(self):
+        self.autosave()  # leaving the module is a natural stopping point
         self._removeShortcuts()
         for widget in (self.ui.positivePointPlaceWidget, self.ui.negativePointPlaceWidget):
             widget.setPlaceModeEnabled(False)
@@ -210,8 +252,11 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def cleanup(self):
         self.autosave()
-        if hasattr(self, "autosaveTimer"):
-            self.autosaveTimer.stop()
+        for timer in ("autosaveTimer", "pollTimer"):
+            if hasattr(self, timer):
+                getattr(self, timer).stop()
+        if self._install is not None:
+            self._install["timer"].stop()
         self.removeObservers()
         self._removeShortcuts()
         editor = self.ui.embeddedSegmentEditorWidget
@@ -225,6 +270,11 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.worker.stop()
 
     def onSceneStartClose(self, caller=None, event=None):
+        from EISegMed3DLib.helper_nodes import masking_settings
+
+        self._generation += 1  # a model run still in flight belongs to the closing scene: its result is dropped
+        self._again = False
+        self._masking = masking_settings(self.ui.embeddedSegmentEditorWidget.mrmlSegmentEditorNode())
         self.autosave()
         if self.logic is not None:
             # Node IDs are reused after a close: the logic must not keep (and later remove) IDs of its old nodes.
@@ -252,68 +302,169 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         finally:
             qt.QApplication.restoreOverrideCursor()
 
+    @property
+    def busy(self):
+        """A model run or a package install is in flight."""
+        return self._run is not None or self._install is not None
+
     def _ready(self):
         """Whether a user action may run now: the logic exists, and no model run is using the session."""
+        if self._install is not None:
+            self._status("Installing Python packages: wait until pip has finished")
+            return False
         if self.logic is None and not (self.ensureDependencies() and self._makeLogic()):
             return False
-        if self._busy:
-            self.ui.statusLabel.text = "Busy: wait until the model run has finished"
+        if self._run is not None:
+            self._status("Busy: wait until the model run has finished")
             return False
         return True
 
-    def _runOnWorker(self, job):
-        """Run `job` on the worker, keeping the GUI alive; a dialog appears only after DIALOG_AFTER_S."""
-        request = self.worker.submit(job)
-        started, dialog = time.monotonic(), None
-        try:
-            while True:
-                outcome = self.worker.wait(request, 0.02)
-                if outcome is not None:
-                    break
-                slicer.app.processEvents()
-                if dialog is None and time.monotonic() - started > DIALOG_AFTER_S:
-                    dialog = slicer.util.createProgressDialog(labelText="EISegMed3D is running the model...", maximum=0)
-        finally:
-            if dialog is not None:
-                dialog.close()
-        if outcome.error is not None:
-            raise outcome.error
-        if outcome.superseded:
-            raise RuntimeError("the model run was replaced by a newer request")
-        return outcome.result
+    def _startRun(self, job, done):
+        """Run `job` on the worker; `done(outcome)` is called on the GUI thread when it is over.
 
-    def ensureDependencies(self, force=False, paddle=False):
-        """Ask once, then install the runtime packages on the main thread (Paddle only when it is needed)."""
-        modules = ("paddle",) if paddle else ("filelock", "onnxruntime", "SimpleITK")  # filelock: not bundled with Slicer
-        if not force and all(importlib.util.find_spec(name) is not None for name in modules):
+        Nothing waits here: pollTimer checks the worker every POLL_MS, so the markups callback that started the
+        run returns at once (a nested processEvents loop would let a scene close or a paint stroke in between).
+        A wait dialog appears only after DIALOG_AFTER_S.
+        """
+        request = self.worker.submit(job)
+        self._run = {"request": request, "done": done, "started": time.monotonic(), "generation": self._generation,
+                     "dialog": None, "cancelled": False}
+        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+        self.pollTimer.start()
+
+    def _pollRun(self):
+        run = self._run
+        if run is None:
+            self.pollTimer.stop()
+            return
+        outcome = self.worker.poll(run["request"])
+        if outcome is None:
+            if run["dialog"] is None and time.monotonic() - run["started"] > DIALOG_AFTER_S:
+                run["dialog"] = self._waitDialog(run)
+            return
+        self.pollTimer.stop()
+        if run["dialog"] is not None:
+            run["dialog"].close()
+        qt.QApplication.restoreOverrideCursor()
+        self._run = None
+        if run["generation"] != self._generation:
+            self._status("The scene was closed while the model ran: its result was dropped")
+        else:
+            try:
+                run["done"](outcome, run["cancelled"])
+            except Exception as error:
+                slicer.util.errorDisplay(str(error))
+        if self._segmentPending:
+            self.onSegmentChanged(self.ui.embeddedSegmentEditorWidget.currentSegmentID())
+        if self._again:
+            self._requestRun()
+
+    def _waitDialog(self, run):
+        """Window-modal (input to the main window waits) but no nested loop: show() returns at once."""
+        dialog = qt.QProgressDialog(slicer.util.mainWindow())
+        dialog.setWindowTitle("EISegMed3D")
+        dialog.setLabelText("EISegMed3D is running the model...")
+        dialog.setMinimum(0)
+        dialog.setMaximum(0)  # busy indicator
+        dialog.setCancelButtonText("Ignore result")
+        dialog.setWindowModality(qt.Qt.WindowModal)
+
+        def cancel():
+            run["cancelled"] = True
+            dialog.setLabelText("The result will be ignored: waiting for the model to finish...")
+
+        dialog.connect("canceled()", cancel)
+        dialog.show()
+        return dialog
+
+    # --- dependencies -------------------------------------------------------------------------------------------
+    def ensureDependencies(self, force=False, paddle=False, then=None):
+        """True when the runtime packages are importable. Otherwise ask, then install them in the background
+        (pip in a subprocess, its output in a wait dialog, the GUI keeps running) and return False; `then()` runs
+        once the install has succeeded. Paddle only when it is needed."""
+        modules = ("paddle",) if paddle else ("filelock", "onnxruntime", "SimpleITK", "scipy")  # filelock: not bundled
+        missing = [name for name in modules if importlib.util.find_spec(name) is None]
+        if not missing and not force:
             return True
+        if self._install is not None:
+            self._status("Installing Python packages: wait until pip has finished")
+            return False
+        if slicer.app.testingEnabled():  # as slicer.pydeps.pip_ensure: tests never change the Python environment
+            self._status(f"Missing Python packages ({', '.join(missing)}): not installed in testing mode")
+            return False
         requirements = self.resourcePath("requirements-paddle.txt" if paddle else "requirements.txt")
         what = ("Paddle (paddlepaddle, CPU build, about 200 MB), needed for the Paddle backend and the original "
                 "model's .pdmodel files" if paddle else "ONNX Runtime, SimpleITK, filelock and scipy")
-        try:  # Slicer >= 5.11; a submodule, so it must be imported to be found
-            import slicer.packaging as packaging
-
-            packaging = packaging if hasattr(packaging, "pip_ensure") and hasattr(packaging, "load_requirements") else None
-        except ImportError:
-            packaging = None
-        try:
-            with slicer.util.tryWithErrorDisplay("Installing the dependencies failed"):  # shows the error, re-raises
-                if packaging is not None:  # asks the user itself, shows progress, skips in testing mode
-                    packaging.pip_ensure(packaging.load_requirements(requirements), requester="EISegMed3D")
-                elif slicer.util.confirmOkCancelDisplay(
-                        f"EISegMed3D needs {what}.\nInstall now into Slicer's Python? "
-                        "For a GPU build of Paddle see Resources/requirements-paddle.txt."):
-                    # a list: a single string is split like a shell line, which breaks paths with spaces or backslashes
-                    slicer.util.pip_install(["-r", requirements])
-                else:
-                    return False
-        except Exception:
+        if not slicer.util.confirmOkCancelDisplay(
+                f"EISegMed3D needs {what}.\nInstall now into Slicer's Python? (pip runs in the background.)"
+                + ("\nFor a GPU build of Paddle see Resources/requirements-paddle.txt." if paddle else "")):
+            self._status("Installation declined: press 'Install dependencies...' when you want EISegMed3D to work")
             return False
-        return True
+        self._startInstall(requirements, then)
+        return False
+
+    @staticmethod
+    def _pythonSlicer():
+        """Slicer's own Python launcher, as slicer.util.pip_install finds it (on PATH inside Slicer)."""
+        found = shutil.which("PythonSlicer")
+        if found:
+            return found
+        return os.path.join(os.path.dirname(sys.executable), "PythonSlicer" + (".exe" if os.name == "nt" else ""))
+
+    def _startInstall(self, requirements, then=None):
+        # A list: a single string would be split like a shell line, breaking paths with spaces or backslashes.
+        command = [self._pythonSlicer(), "-m", "pip", "install", "-r", requirements]
+        flags = subprocess.CREATE_NO_WINDOW if os.name == "nt" else 0
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   creationflags=flags)
+        lines = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line.rstrip()) for line in process.stdout], daemon=True,
+                         name="EISegMed3D pip output").start()  # the reader never touches Qt
+        dialog = qt.QProgressDialog(slicer.util.mainWindow())
+        dialog.setWindowTitle("EISegMed3D: installing Python packages")
+        dialog.setLabelText("Starting pip...")
+        dialog.setMinimum(0)
+        dialog.setMaximum(0)
+        dialog.setCancelButtonText("Hide")  # pip goes on; its last line stays in the module's status line
+        dialog.setWindowModality(qt.Qt.NonModal)
+        dialog.show()
+        timer = qt.QTimer()
+        timer.setInterval(200)
+        self._install = {"process": process, "lines": lines, "log": [], "dialog": dialog, "then": then, "timer": timer}
+        timer.connect("timeout()", self._pollInstall)
+        timer.start()
+
+    def _pollInstall(self):
+        install = self._install
+        while True:
+            try:
+                line = install["lines"].get_nowait()
+            except queue.Empty:
+                break
+            install["log"].append(line)
+            logging.info(f"pip: {line}")
+            if line.strip():
+                install["dialog"].setLabelText(line[:120])
+                self._status(f"Installing Python packages: {line[:100]}")
+        code = install["process"].poll()
+        if code is None:
+            return
+        install["timer"].stop()
+        install["dialog"].close()
+        self._install = None
+        if code != 0:
+            tail = "\n".join(install["log"][-15:])
+            self._status("Installing the Python packages failed: see the Python console")
+            slicer.util.errorDisplay(f"pip could not install the packages (exit code {code}).", detailedText=tail)
+            return
+        importlib.invalidate_caches()
+        self._status("Python packages installed")
+        if self._makeLogic() and install["then"] is not None:
+            install["then"]()
 
     # --- model ------------------------------------------------------------------------------------------------
     def onLoadModel(self):
-        if not (self.ensureDependencies() and self._ready()):
+        if not (self.ensureDependencies(then=self.onLoadModel) and self._ready()):
             return
         self._saveSettings()
         ui = self.ui
@@ -321,22 +472,19 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         params = ui.paramPathLineEdit.currentPath or None
         backend, device = ui.backendComboBox.currentText, ui.deviceComboBox.currentText
         needs_paddle = backend == "paddle" or (path or "").endswith(".pdmodel")
-        if needs_paddle and not self.ensureDependencies(paddle=True):
+        if needs_paddle and not self.ensureDependencies(paddle=True, then=self.onLoadModel):
             return
-        self._busy = True  # points placed meanwhile wait for the new model
-        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
-        try:
-            described = self._runOnWorker(lambda: self.logic.loadModel(path, params, backend, device))
-            ui.modelInfoLabel.text = described
-        except Exception as error:
-            slicer.util.errorDisplay(f"Could not load the model: {error}")
-        finally:
-            self._busy = False
-            qt.QApplication.restoreOverrideCursor()
-        if self._segmentPending:
-            self.onSegmentChanged(ui.embeddedSegmentEditorWidget.currentSegmentID())
-        if self._again:
-            self.onPointsChanged()
+        self._status("Loading the model...")
+        self._startRun(lambda: self.logic.loadModel(path, params, backend, device), self._modelLoaded)
+
+    def _modelLoaded(self, outcome, cancelled=False):
+        if outcome.error is not None:
+            self._status("")
+            slicer.util.errorDisplay(f"Could not load the model: {outcome.error}")
+            return
+        self.ui.modelInfoLabel.text = outcome.result
+        self._status("Model loaded: place points")
+        self._segmentPending = True  # show the clicks of the segment selected meanwhile
 
     # --- clicks -----------------------------------------------------------------------------------------------
     def _target(self):
@@ -348,44 +496,53 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return volume, seg, segment_id
 
     def _points(self, positive):
-        """Placed points only: in place mode the point following the mouse is a control point in "preview" state."""
-        node = self.pointNodes[positive]
-        return [node.GetNthControlPointPositionWorld(n) for n in range(node.GetNumberOfControlPoints())
-                if node.GetNthControlPointPositionStatus(n) == node.PositionDefined]
+        from EISegMed3DLib.clicks import defined_points
+
+        return defined_points(self.pointNodes[positive])
 
     def onPointsChanged(self, caller=None, event=None):
-        """Latest request wins: points placed while a run is going are picked up by one more run after it."""
-        if self._busy:
+        """A point was placed, dragged or deleted (not the place preview coming and going)."""
+        if self.pointsWatch is not None and not self.pointsWatch.changed(list(self.pointNodes.values())):
+            return
+        self._requestRun()
+
+    def _requestRun(self):
+        """Latest request wins: points placed while a run is going are picked up by one more run after it.
+        What stops a run (no model, no segment) goes to the status line once, never a dialog per mouse move."""
+        if self._run is not None:
             self._again = True
             return
-        if self.logic is None:
-            self.ui.statusLabel.text = "Install the dependencies and load a model first"
+        self._again = False
+        if self._install is not None:
+            self._status("Installing Python packages: points run once the model is loaded")
             return
-        self._busy = True
-        qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
+        if self.logic is None or self.logic.session is None:
+            self._status("Load a model first (Model Settings -> Load Static Model)")
+            return
         try:
-            while True:
-                self._again = False
-                volume, seg, segment_id = self._target()
-                job = self.logic.planClicks(volume, seg, segment_id, self._points(True), self._points(False))
-                if job is not None:
-                    try:
-                        result = self._runOnWorker(job.run)
-                    except Exception:
-                        self.logic.jobFailed(job, volume, seg)
-                        raise
-                    with slicer.util.RenderBlocker():
-                        self.logic.applyJob(job, result, volume, seg)
-                    self.ui.statusLabel.text = f"Last click: {result.latency_s:.2f} s (model {result.model_s:.2f} s)"
-                if not self._again or self._segmentPending:  # the points shown belong to the old segment
-                    break
+            volume, seg, segment_id = self._target()
+            job = self.logic.planClicks(volume, seg, segment_id, self._points(True), self._points(False))
         except Exception as error:
-            slicer.util.errorDisplay(str(error))
-        finally:
-            self._busy = False
-            qt.QApplication.restoreOverrideCursor()
-        if self._segmentPending:
-            self.onSegmentChanged(self.ui.embeddedSegmentEditorWidget.currentSegmentID())
+            self._status(str(error))
+            return
+        if job is not None:
+            self._startRun(job.run, lambda outcome, cancelled: self._clickDone(job, volume, seg, outcome, cancelled))
+
+    def _clickDone(self, job, volume, seg, outcome, cancelled):
+        if outcome.error is not None or outcome.superseded or cancelled:
+            self.logic.jobFailed(job, volume, seg)  # the session holds the segment again
+            if outcome.error is not None:
+                raise outcome.error
+            self._status("Model result ignored")
+            return
+        with slicer.util.RenderBlocker():
+            written = self.logic.applyJob(job, outcome.result, volume, seg)
+        if written is None:  # painted while the model ran: run the new points again, on top of the edit
+            self._status("The segment was edited while the model ran: running the points again on top of the edit")
+            self._again = True
+            return
+        result = outcome.result
+        self._status(f"Last click: {result.latency_s:.2f} s (model {result.model_s:.2f} s)")
 
     def showClicks(self, clicks):
         """Put the segment's clicks into the two point lists without triggering runs."""
@@ -399,7 +556,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._observePoints()
 
     def onSegmentChanged(self, segment_id=None):
-        if self._busy:  # the running click is written first; then this segment's clicks are shown
+        if self._run is not None:  # the running click is written first; then this segment's clicks are shown
             self._segmentPending = True
             return
         self._segmentPending = False
@@ -408,7 +565,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             self.showClicks(self.logic.selectTarget(*self._target()))
         except Exception as error:
-            self.ui.statusLabel.text = str(error)
+            self._status(str(error))
 
     def onUndo(self):
         if self._ready() and self._guard(self.logic.undo) is not None:
@@ -515,11 +672,15 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
 
 class EISegMed3DLogic(ScriptedLoadableModuleLogic):
-    """For the Python console: the same calls as the module, e.g.
+    """For the Python console, without the module's widget (slicer.util.getModuleLogic needs the widget):
 
-    logic = slicer.util.getModuleLogic("EISegMed3D") or EISegMed3DLogic()
+    import EISegMed3D
+    logic = EISegMed3D.EISegMed3DLogic()
     logic.loadModel()
-    logic.segment(volumeNode, segmentationNode, segmentId, positive=[(r, a, s)], negative=[])
+    logic.segment(volumeNode, segmentationNode, segmentId, positive=[(r, a, s)], negative=[])  # world RAS mm
+
+    Other segments are left untouched here (no Segment Editor masking settings: set logic.editorNode to a
+    vtkMRMLSegmentEditorNode to apply its overwrite and editable-area settings).
     """
 
     def __init__(self, scene=None):
@@ -535,14 +696,50 @@ class EISegMed3DLogic(ScriptedLoadableModuleLogic):
 
 
 class EISegMed3DTest(ScriptedLoadableModuleTest):
-    """Drives the real widget end to end inside Slicer (model, folder, clicks, undo, save, progress)."""
+    """Drives the real widget end to end inside Slicer (model, folder, clicks, undo, save, progress), plus the
+    behaviour only the application has: hover without a segment, a scene close during a run, the editor's undo,
+    exit autosave, masking settings kept over a scene close, and the console example."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_widget_end_to_end()
+        self._ensureDependencies()
+        for test in (self.test_widget_end_to_end, self.test_hover_without_a_segment_opens_no_dialog,
+                     self.test_scene_close_during_a_run_drops_the_result, self.test_masking_settings_survive_close,
+                     self.test_console_example_without_the_widget):
+            self.setUp()
+            test()
+
+    def _ensureDependencies(self):
+        """Testing mode never installs from the widget (nor does slicer.pydeps.pip_ensure, Slicer >= 5.11): the
+        test installs what is missing itself, so it passes on a fresh Slicer 5.12 too."""
+        needed = ("filelock", "onnxruntime", "SimpleITK", "scipy")
+        if any(importlib.util.find_spec(name) is None for name in needed):
+            slicer.util.pip_install(["-r", os.path.join(_HERE, "Resources", "requirements.txt")])
+            importlib.invalidate_caches()
+
+    def _widget(self):
+        slicer.util.selectModule("EISegMed3D")
+        widget = slicer.modules.EISegMed3DWidget
+        self.assertTrue(widget._makeLogic(), "the engine's packages must import")
+        return widget
+
+    def _waitIdle(self, widget, timeout=120.0):
+        """Test only: let the event loop run until the widget's model runs are over."""
+        deadline = time.monotonic() + timeout
+        while widget._run is not None or widget._again:
+            self.assertLess(time.monotonic(), deadline, "the model run did not finish")
+            slicer.app.processEvents()
+            time.sleep(0.01)
+
+    def _loadModel(self, widget):
+        widget.ui.defaultModelCheckBox.checked = True  # the bundled model, whatever the saved settings say
+        widget.ui.backendComboBox.currentText = "auto"
+        widget.ui.deviceComboBox.currentText = "auto"
+        widget.onLoadModel()
+        self._waitIdle(widget)
+        self.assertNotEqual(widget.logic.model, None, "the bundled model must load")
 
     def _make_folder(self):
         import tempfile
@@ -557,15 +754,7 @@ class EISegMed3DTest(ScriptedLoadableModuleTest):
             sitk.WriteImage(sitk.GetImageFromArray(array), os.path.join(folder, f"{name}.nii.gz"))
         return folder
 
-    def test_widget_end_to_end(self):
-        self.delayDisplay("Starting EISegMed3D end-to-end test")
-        slicer.util.selectModule("EISegMed3D")
-        widget = slicer.modules.EISegMed3DWidget
-        widget.ui.defaultModelCheckBox.checked = True  # the bundled model, whatever the saved settings say
-        widget.ui.backendComboBox.currentText = "auto"
-        widget.ui.deviceComboBox.currentText = "auto"
-        widget.onLoadModel()
-        self.assertNotEqual(widget.logic.model, None, "the bundled model must load")
+    def _openFolderWithSegment(self, widget):
         folder = self._make_folder()
         widget.onDataFolder(folder)
         volume, seg = widget.logic.volumeNode, widget.logic.segmentationNode
@@ -573,14 +762,98 @@ class EISegMed3DTest(ScriptedLoadableModuleTest):
         widget.ui.embeddedSegmentEditorWidget.setCurrentSegmentID(segment_id)
         ijk_to_ras = vtk.vtkMatrix4x4()
         volume.GetIJKToRASMatrix(ijk_to_ras)
-        point = ijk_to_ras.MultiplyPoint((24, 24, 12, 1))[:3]
+        return folder, volume, seg, segment_id, ijk_to_ras.MultiplyPoint((24, 24, 12, 1))[:3]
+
+    def test_widget_end_to_end(self):
+        self.delayDisplay("Starting EISegMed3D end-to-end test")
+        widget = self._widget()
+        self._loadModel(widget)
+        folder, volume, seg, segment_id, point = self._openFolderWithSegment(widget)
+        editor = widget.ui.embeddedSegmentEditorWidget
         widget.pointNodes[True].AddControlPointWorld(vtk.vtkVector3d(*point))
+        self.assertIsNotNone(widget._run, "the click runs on the worker, the callback returned at once")
+        self._waitIdle(widget)
         array = slicer.util.arrayFromSegmentBinaryLabelmap(seg, segment_id, volume)
         self.assertGreater(int(array.sum()), 0, "a positive click must paint the segment")
+        editor.undo()  # the Segment Editor's own undo steps back over the click (saveStateForUndo before writes)
+        self.assertEqual(int(slicer.util.arrayFromSegmentBinaryLabelmap(seg, segment_id, volume).sum()), 0)
+        editor.redo()
+        self.assertGreater(int(slicer.util.arrayFromSegmentBinaryLabelmap(seg, segment_id, volume).sum()), 0)
         widget.onUndo()
         self.assertEqual(int(slicer.util.arrayFromSegmentBinaryLabelmap(seg, segment_id, volume).sum()), 0)
         widget.onRedo()
+        for node in (*widget.pointNodes.values(), editor.mrmlSegmentEditorNode()):
+            self.assertTrue(node.GetHideFromEditors() and not node.GetSaveWithScene())
+        widget.exit()  # leaving the module autosaves
+        self.assertTrue(os.path.exists(os.path.join(folder, "a_label.nii.gz")), "exit() must save the label")
+        widget.enter()
         widget.onFinishScan()
-        self.assertTrue(os.path.exists(os.path.join(folder, "a_label.nii.gz")))
         self.assertIn("Finished: 1 / Total: 2", widget.ui.progressLabel.text)
         self.delayDisplay("EISegMed3D end-to-end test passed")
+
+    def test_hover_without_a_segment_opens_no_dialog(self):
+        widget = self._widget()
+        shown = []
+        original = slicer.util.errorDisplay
+        slicer.util.errorDisplay = lambda *args, **kwargs: shown.append(args)
+        try:
+            widget.ui.embeddedSegmentEditorWidget.setCurrentSegmentID("")
+            node = widget.pointNodes[True]
+            for _ in range(5):  # the place preview point entering and leaving a view, as on mouse moves
+                index = node.AddControlPoint(vtk.vtkVector3d(1.0, 2.0, 3.0))
+                node.SetNthControlPointPosition(index, 1.0, 2.0, 3.0, node.PositionPreview)
+                node.RemoveNthControlPoint(index)
+            node.AddControlPoint(vtk.vtkVector3d(4.0, 5.0, 6.0))  # a real click, still without a segment
+        finally:
+            slicer.util.errorDisplay = original
+        self.assertEqual(shown, [], "no modal dialog while hovering or clicking without a segment")
+        self.assertIsNone(widget._run)
+        self.assertTrue(widget.ui.statusLabel.text, "the reason is in the status line")
+        widget.showClicks([])
+
+    def test_scene_close_during_a_run_drops_the_result(self):
+        widget = self._widget()
+        self._loadModel(widget)
+        folder, volume, seg, segment_id, point = self._openFolderWithSegment(widget)
+        widget.pointNodes[True].AddControlPointWorld(vtk.vtkVector3d(*point))
+        self.assertIsNotNone(widget._run)
+        slicer.mrmlScene.Clear(0)  # File -> Close Scene while the model runs
+        self._waitIdle(widget)
+        self.assertIn("dropped", widget.ui.statusLabel.text)
+        self.assertIsNone(widget.logic.segmentationNode)
+        self.assertIsNotNone(widget.ui.embeddedSegmentEditorWidget.mrmlSegmentEditorNode())
+
+    def test_masking_settings_survive_close(self):
+        widget = self._widget()
+        editorNode = widget.ui.embeddedSegmentEditorWidget.mrmlSegmentEditorNode()
+        editorNode.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
+        editorNode.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedOutsideAllSegments)
+        slicer.mrmlScene.Clear(0)
+        editorNode = widget.ui.embeddedSegmentEditorWidget.mrmlSegmentEditorNode()
+        self.assertEqual(editorNode.GetOverwriteMode(), slicer.vtkMRMLSegmentEditorNode.OverwriteNone)
+        self.assertEqual(editorNode.GetMaskMode(), slicer.vtkMRMLSegmentationNode.EditAllowedOutsideAllSegments)
+        self.assertIs(widget.logic.editorNode, editorNode)
+        editorNode.SetOverwriteMode(slicer.vtkMRMLSegmentEditorNode.OverwriteAllSegments)
+        editorNode.SetMaskMode(slicer.vtkMRMLSegmentationNode.EditAllowedEverywhere)
+
+    def test_console_example_without_the_widget(self):
+        """The example of the README and of EISegMed3DLogic's docstring, as typed into the console."""
+        import numpy as np
+
+        import EISegMed3D as module
+
+        logic = module.EISegMed3DLogic()
+        logic.loadModel()
+        volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "case01")
+        array = np.random.default_rng(0).normal(100, 10, (24, 48, 48)).astype(np.float32)
+        array[8:16, 16:32, 16:32] += 200
+        slicer.util.updateVolumeFromArray(volume, array)
+        seg = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        seg.CreateDefaultDisplayNodes()
+        seg.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        segment_id = seg.GetSegmentation().AddEmptySegment("L3")
+        ijk_to_ras = vtk.vtkMatrix4x4()
+        volume.GetIJKToRASMatrix(ijk_to_ras)
+        result = logic.segment(volume, seg, segment_id, positive=[ijk_to_ras.MultiplyPoint((24, 24, 12, 1))[:3]])
+        self.assertIsNotNone(result)
+        self.assertGreater(int(slicer.util.arrayFromSegmentBinaryLabelmap(seg, segment_id, volume).sum()), 0)
