@@ -35,11 +35,19 @@ def plan(applied: list, wanted: list) -> tuple:
     remaining = list(wanted)
     kept = []
     for click in applied:
+        if not isinstance(click, WorldClick):  # a box, lasso or scribble (prompts.py): not in the point lists, kept
+            kept.append(click)
+            continue
         match = next((w for w in remaining if _same(w, click)), None)
         if match is not None:
             remaining.remove(match)
             kept.append(click)
     return len(kept) == len(applied), kept + remaining
+
+
+def only_clicks(applied: list) -> list:
+    """The clicks of an applied list that may also hold other prompts."""
+    return [c for c in applied if isinstance(c, WorldClick)]
 
 
 def read_tag(segment) -> list:
@@ -56,6 +64,7 @@ def read_tag(segment) -> list:
 def write_tag(segment, clicks: list) -> None:
     if segment is None:
         return
+    clicks = only_clicks(clicks)  # other prompts are not kept in the tag (the segment holds their result)
     if clicks:
         segment.SetTag(CLICKS_TAG, json.dumps([{"ras": list(c.ras), "positive": c.positive} for c in clicks]))
     else:

@@ -10,7 +10,8 @@ import numpy as np
 
 from inference.errors import SessionError
 from . import clicks as click_store
-from .geometry import engine_volume, full_box, scan_to_segmentation, world_to_ijk
+from .geometry import engine_volume, full_box, scan_to_segmentation
+from .prompts import engineItem
 from .scan_io import ScanFolderMixin
 from .segment_writer import apply_mask, read_segment
 from .session_state import ClickJob, Target, click_runner, diff_box, digest
@@ -58,7 +59,7 @@ class InteractiveSegmentationLogic(ScanFolderMixin):
         key = (volumeNode.GetID(), segmentationNode.GetID(), segmentId)
         if self._current is not None and self._current.key == key:
             self._follow_outside_edits(volumeNode, segmentationNode)
-            return list(self._current.applied)
+            return click_store.only_clicks(self._current.applied)
         target = self._targets.get(key)
         if target is None:
             segment = segmentationNode.GetSegmentation().GetSegment(segmentId)
@@ -66,10 +67,11 @@ class InteractiveSegmentationLogic(ScanFolderMixin):
             self._targets[key] = target
         self._current = target
         self._reseed(target, self._segment_content(volumeNode, segmentationNode, segmentId))
-        return list(target.applied)
+        return click_store.only_clicks(target.applied)
 
     def clicks(self) -> list:
-        return list(self._current.applied) if self._current is not None else []
+        """The clicks of the current segment (world RAS), without its other prompts (prompts.py)."""
+        return click_store.only_clicks(self._current.applied) if self._current is not None else []
 
     def _segment_content(self, volumeNode, segmentationNode, segmentId) -> np.ndarray:
         shape = self.session.volume.shape
@@ -105,7 +107,7 @@ class InteractiveSegmentationLogic(ScanFolderMixin):
         append_only, ordered = click_store.plan(target.applied, click_store.make_clicks(positive, negative))
         if append_only and len(ordered) == len(target.applied):
             return None
-        as_ijk = [(tuple(world_to_ijk(volumeNode, c.ras)), c.positive) for c in ordered]
+        as_ijk = [engineItem(volumeNode, c) for c in ordered]  # clicks, and boxes / lassos / scribbles kept in order
         mtime = labelmap_mtime(segmentationNode, segmentId)  # an edit while the job runs moves it
         if append_only:
             return ClickJob(target, ordered, click_runner(self.session, as_ijk[len(target.applied):], None), mtime)

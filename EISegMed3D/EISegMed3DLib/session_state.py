@@ -66,8 +66,8 @@ def click_runner(session, todo: list, seed: np.ndarray | None) -> Callable:
         try:
             if seed is not None:
                 session.set_mask(seed)
-            for ijk, positive in todo:
-                result = session.add_click(ijk=ijk, positive=positive)
+            for item in todo:  # (ijk, positive) for a click, else a prompt call taking the session (prompts.py)
+                result = item(session) if callable(item) else session.add_click(ijk=item[0], positive=item[1])
                 boxes.append(result.changed_box)
                 model_s += result.model_s
         except BaseException:
