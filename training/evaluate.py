@@ -14,6 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from training.evaluation.prompt_user import FIRST_PROMPTS
 from training.evaluation.robot import EDGE_DEPTH_MM, FIRST_CLICKS
 
 
@@ -27,11 +28,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--threads", type=int, default=None, help="CPU threads of the model runtime")
     parser.add_argument("--no-model", action="store_true", help="evaluate the baselines only")
     parser.add_argument("--max-clicks", type=int, default=20)
-    parser.add_argument("--baselines", default="growcut", help="comma list of growcut, random_walker; '' for none")
+    parser.add_argument("--baselines", default=None, help="comma list of growcut, random_walker; '' for none "
+                        "(default: growcut with clicks first, none with a box or lasso first)")
     parser.add_argument("--variants", default="mm", help="click distance variants: mm (primary), voxel, or mm,voxel")
     parser.add_argument("--first-click", default="deepest", choices=FIRST_CLICKS,
                         help=f"deepest: the protocol's first click; edge: just inside the object's edge "
                         f"({EDGE_DEPTH_MM:g} mm), to test what the original's users reported")
+    parser.add_argument("--first-prompt", default="click", choices=FIRST_PROMPTS,
+                        help="click: the protocol; box / lasso: first a box or lasso on the object's largest slice "
+                        "across the scan's thick-slice axis, then the protocol's clicks (model only)")
     parser.add_argument("--split", type=Path, default=None, help='split.json {"train": [...], "val": [...]}; default: all cases')
     parser.add_argument("--subset", default="val", help="which list of the split to evaluate")
     parser.add_argument("--structures", default=None, help="comma list: only label names containing one of these")
@@ -50,6 +55,12 @@ def _split_cases(split: Path | None, subset: str):
     if subset not in lists or not isinstance(lists[subset], list):
         raise SystemExit(f"{split}: has no list {subset!r} (lists: {', '.join(k for k, v in lists.items() if isinstance(v, list))})")
     return lists[subset]
+
+
+def _baselines(args) -> list[str]:
+    if args.baselines is None:
+        return ["growcut"] if args.first_prompt == "click" else []
+    return _comma(args.baselines)
 
 
 def _comma(text: str | None) -> list[str]:
@@ -71,8 +82,9 @@ def run(args: argparse.Namespace, command: str | None = None) -> dict:
         model = load_model(args.model, backend=args.backend, device=args.device, threads=args.threads)
     cases = _split_cases(args.split, args.subset)
     results = evaluate(args.data_dirs, model, max_clicks=args.max_clicks, structures=_comma(args.structures) or None,
-                       cases=cases, baselines=_comma(args.baselines), variants=_comma(args.variants),
-                       min_voxels=args.min_voxels, progress=not args.quiet, first_click=args.first_click)
+                       cases=cases, baselines=_baselines(args), variants=_comma(args.variants),
+                       min_voxels=args.min_voxels, progress=not args.quiet, first_click=args.first_click,
+                       first_prompt=args.first_prompt)
     if not results["settings"]["objects"]:
         raise SystemExit("no objects to evaluate: check DATA_DIR names against the split's 'folder/case' keys and --structures")
     split = f"{args.split} [{args.subset}]" if args.split else None

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import metrics
 from .baselines import BASELINES
+from .prompt_user import FIRST_PROMPTS, simulate_prompt_first
 from .robot import FIRST_CLICKS, VARIANTS, edge_click, next_click
 
 MODEL_METHOD = "model"
@@ -134,12 +135,12 @@ def run_name(method: str, variant: str) -> str:
 
 def evaluate(data_dirs, model=None, max_clicks: int = 20, structures=None, cases=None, baselines=(),
              variants=("mm",), min_voxels: int = 1, progress: bool = True, methods: dict | None = None,
-             first_click: str = "deepest") -> dict:
+             first_click: str = "deepest", first_prompt: str = "click") -> dict:
     """Evaluate the model (an inference Model, or None for baselines only) and the named baselines.
 
     Returns {"settings": {...}, "runs": {run name: [object record, ...]}}; each object record holds its
     per-click Dice, IoU and latency and its summary (metrics.object_summary). `methods` adds or replaces
-    segmenter factories by name.
+    segmenter factories by name. `first_prompt` "box" or "lasso": step 1 is that prompt (prompt_user.py), then clicks.
     """
     from inference.volume import Volume
     from tqdm import tqdm
@@ -152,6 +153,7 @@ def evaluate(data_dirs, model=None, max_clicks: int = 20, structures=None, cases
     factories = {**method_factories(model, baselines), **(methods or {})}
     if not factories:
         raise ValueError("nothing to evaluate: give a model and/or baselines")
+    _check_first_prompt(first_prompt, first_click, factories)
     objects = list_objects(data_dirs, cases, structures, min_voxels)
     runs = {run_name(m, v): [] for v in variants for m in factories}
     bar = tqdm(total=len(objects) * len(runs), desc="evaluate", unit="object", disable=not progress)
@@ -166,17 +168,32 @@ def evaluate(data_dirs, model=None, max_clicks: int = 20, structures=None, cases
         for variant in variants:
             for method, factory in factories.items():
                 bar.set_postfix_str(f"{method} {obj.key} {obj.name[:24]}")
-                records = simulate(factory(), volume, gt, max_clicks, variant, first_click)
+                if first_prompt == "click":
+                    records = simulate(factory(), volume, gt, max_clicks, variant, first_click)
+                else:
+                    records = simulate_prompt_first(factory(), volume, gt, max_clicks, first_prompt, variant)
                 runs[run_name(method, variant)].append(_object_record(obj, int(gt.sum()), records))
                 bar.update(1)
     bar.close()
     settings = {"data_dirs": [str(d) for d in data_dirs], "max_clicks": max_clicks, "variants": list(variants),
-                "first_click": first_click,
+                "first_click": first_click, "first_prompt": first_prompt,
                 "structures": list(structures) if structures else None, "cases": sorted(cases) if cases else None,
                 "objects": len(objects), "min_voxels": min_voxels,
                 "model": model.describe() if model is not None and hasattr(model, "describe") else None,
                 "methods": list(factories)}
     return {"settings": settings, "runs": runs}
+
+
+def _check_first_prompt(first_prompt: str, first_click: str, factories: dict) -> None:
+    if first_prompt not in FIRST_PROMPTS:
+        raise ValueError(f"unknown first prompt {first_prompt!r}; use one of {FIRST_PROMPTS}")
+    if first_prompt == "click":
+        return
+    if first_click != "deepest":
+        raise ValueError(f"first click {first_click!r} applies to clicks-first runs, not to first prompt {first_prompt!r}")
+    for name, factory in factories.items():
+        if not hasattr(factory(), f"add_{first_prompt}"):
+            raise ValueError(f"{name} takes clicks only, no {first_prompt}: evaluate it with the clicks-first protocol")
 
 
 def _object_record(obj: EvalObject, voxels: int, records: list[dict]) -> dict:
