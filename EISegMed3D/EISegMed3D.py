@@ -174,8 +174,8 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         from EISegMed3DLib.helper_nodes import add_helper_node, restore_masking_settings
 
         editorNode = add_helper_node(slicer.mrmlScene, "vtkMRMLSegmentEditorNode", "EISegMed3D editor")
+        self.ui.embeddedSegmentEditorWidget.setMRMLSegmentEditorNode(editorNode)  # sets effect defaults only
         restore_masking_settings(editorNode, self._masking)
-        self.ui.embeddedSegmentEditorWidget.setMRMLSegmentEditorNode(editorNode)
         if self.logic is not None:
             self.logic.editorNode = editorNode
         self.removeObservers(self.onPointsChanged)
@@ -319,16 +319,17 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return False
         return True
 
-    def _startRun(self, job, done):
-        """Run `job` on the worker; `done(outcome)` is called on the GUI thread when it is over.
+    def _startRun(self, job, done, sceneBound=True):
+        """Run `job` on the worker; `done(outcome, cancelled)` is called on the GUI thread when it is over (not
+        for a scene-bound job whose scene was closed meanwhile).
 
         Nothing waits here: pollTimer checks the worker every POLL_MS, so the markups callback that started the
         run returns at once (a nested processEvents loop would let a scene close or a paint stroke in between).
         A wait dialog appears only after DIALOG_AFTER_S.
         """
         request = self.worker.submit(job)
-        self._run = {"request": request, "done": done, "started": time.monotonic(), "generation": self._generation,
-                     "dialog": None, "cancelled": False}
+        self._run = {"request": request, "done": done, "started": time.monotonic(),
+                     "generation": self._generation if sceneBound else None, "dialog": None, "cancelled": False}
         qt.QApplication.setOverrideCursor(qt.Qt.WaitCursor)
         self.pollTimer.start()
 
@@ -347,7 +348,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             run["dialog"].close()
         qt.QApplication.restoreOverrideCursor()
         self._run = None
-        if run["generation"] != self._generation:
+        if run["generation"] not in (None, self._generation):
             self._status("The scene was closed while the model ran: its result was dropped")
         else:
             try:
@@ -416,7 +417,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         command = [self._pythonSlicer(), "-m", "pip", "install", "-r", requirements]
         flags = subprocess.CREATE_NO_WINDOW if os.name == "nt" else 0
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   creationflags=flags)
+                                   encoding="utf-8", errors="replace", creationflags=flags)  # a bad byte must not stop the reader
         lines = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line.rstrip()) for line in process.stdout], daemon=True,
                          name="EISegMed3D pip output").start()  # the reader never touches Qt
@@ -475,7 +476,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if needs_paddle and not self.ensureDependencies(paddle=True, then=self.onLoadModel):
             return
         self._status("Loading the model...")
-        self._startRun(lambda: self.logic.loadModel(path, params, backend, device), self._modelLoaded)
+        self._startRun(lambda: self.logic.loadModel(path, params, backend, device), self._modelLoaded, sceneBound=False)
 
     def _modelLoaded(self, outcome, cancelled=False):
         if outcome.error is not None:
