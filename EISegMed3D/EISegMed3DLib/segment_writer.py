@@ -29,18 +29,17 @@ def box_shape(box) -> tuple:
     return tuple(s.stop - s.start for s in box)
 
 
-def box_image(grid: np.ndarray, box: tuple, values: np.ndarray | None = None, allocate: bool = True):
-    """An oriented image covering `box` of `grid`, in the segmentation frame (uint8; no scalars if not allocate)."""
+def box_image(grid: np.ndarray, box: tuple, values: np.ndarray | None = None):
+    """A uint8 oriented image covering `box` of `grid`, in the segmentation frame."""
     from .geometry import to_vtk
 
     image = slicer.vtkOrientedImageData()
     image.SetImageToWorldMatrix(to_vtk(grid))
     k, j, i = box
     image.SetExtent(i.start, i.stop - 1, j.start, j.stop - 1, k.start, k.stop - 1)
-    if allocate:
-        image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
-        scalars = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
-        scalars[:] = 0 if values is None else np.ascontiguousarray(values, dtype=np.uint8).ravel()
+    image.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    scalars = numpy_support.vtk_to_numpy(image.GetPointData().GetScalars())
+    scalars[:] = 0 if values is None else np.ascontiguousarray(values, dtype=np.uint8).ravel()
     return image
 
 
