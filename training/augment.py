@@ -94,7 +94,8 @@ def randomise_contrast(rng, image: np.ndarray) -> np.ndarray:
         unit = random_curve(rng, unit)
     if rng.random() < 0.4:
         unit = unit * bias_field(rng, image.shape, rng.uniform(0.1, 0.35))
-    image = (lo + unit * span).astype(np.float32)
+    # Clipped to the patch's range, as the engine's percentile normalisation clips a shaded scan.
+    image = (lo + np.clip(unit, 0.0, 1.0) * span).astype(np.float32)
     if rng.random() < 0.25:
         image = resolution_loss(rng, image)
     return image

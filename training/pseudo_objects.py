@@ -52,14 +52,17 @@ def neighbour_value(rng, label: np.ndarray, box: tuple, value: int, reach: int =
 
 
 def smooth_shape(rng, shape, centre, semi_axes_vox) -> np.ndarray:
-    """A random smooth solid on the patch grid: a rotated ellipsoid whose surface is bent by low-frequency noise."""
+    """A random smooth solid on the patch grid: a rotated ellipsoid whose surface is bent by low-frequency noise
+    (defined in the ellipsoid's own normalised frame, so the bending scales with the object, not the patch)."""
     grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij"), -1) - np.asarray(centre, np.float32)
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-    local = grid @ q.astype(np.float32)
-    radius = np.sqrt(((local / np.asarray(semi_axes_vox, np.float32)) ** 2).sum(-1))
-    bumps = ndimage.zoom(rng.normal(size=(4, 4, 4)).astype(np.float32), np.array(shape) / 4.0, order=1)[
-        tuple(slice(0, n) for n in shape)]
-    return radius < 1.0 + rng.uniform(0.0, 0.35) * bumps
+    unit = (grid @ q.astype(np.float32)) / np.asarray(semi_axes_vox, np.float32)
+    radius = np.sqrt((unit ** 2).sum(-1))
+    noise = rng.normal(size=(4, 4, 4)).astype(np.float32)
+    noise -= noise.mean()
+    where = np.moveaxis((np.clip(unit, -1.5, 1.5) + 1.5) * (3.0 / 3.0), -1, 0)  # [-1.5, 1.5] -> noise index [0, 3]
+    bumps = ndimage.map_coordinates(noise, where.reshape(3, -1), order=1, mode="nearest").reshape(radius.shape)
+    return radius < 1.0 + rng.uniform(0.0, 0.3) * bumps
 
 
 def paste_shape(rng, image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -1,0 +1,258 @@
+"""Training issue 9 on synthetic data: the fast PyTorch trainer (bf16, channels-last), the band-weighted loss (same in
+Paddle), the 4th "region" click channel and its warm start, pseudo-objects, contrast randomisation, simulated
+box / lasso / scribble prompts, and the bounded-box error click. No ../shared/data needed."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from test_training import KEYS, MANIFEST_SMOKE, REPO, _cases, _config, synth  # noqa: F401  (synth is a fixture)
+
+torch = pytest.importorskip("torch", reason="PyTorch (the fast training back end) is not installed")
+
+SAMPLING = {"union": 0.15, "supervoxel": 0.2, "synthetic": 0.2, "box": 0.15, "lasso": 0.15, "scribble": 0.1,
+            "contrast": "random"}
+
+
+def _prompt_manifest() -> dict:
+    manifest = json.loads(MANIFEST_SMOKE.read_text(encoding="utf-8"))
+    manifest["inputs"][1]["channels"] = ["previous_mask", "positive_clicks", "negative_clicks", "region"]
+    return manifest
+
+
+# --- the error click over the error's bounding box equals the full distance transform ------------------------
+@pytest.mark.parametrize("seed", range(5))
+def test_error_click_depth_over_the_box_equals_the_full_transform(seed):
+    from training.clicks import _depth
+
+    rng = np.random.default_rng(seed)
+    mask = ndimage.binary_dilation(rng.random((30, 26, 34)) > 0.995, iterations=2)
+    mask[0, 3:9, 4:10] = True  # touching the array border, which counts as outside
+    spacing = (2.5, 1.0, 0.8)
+    full = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    np.testing.assert_array_equal(_depth(mask, spacing), full)
+
+
+# --- the loss --------------------------------------------------------------------------------------------------
+def test_boundary_band_is_the_shell_around_the_edge_and_both_frameworks_agree():
+    import paddle
+
+    from training.paddle_trainer import boundary_band as paddle_band, dice_bce_loss
+    from training.torch_bridge import boundary_band, interactive_loss
+
+    target = np.zeros((1, 1, 20, 20, 20), np.float32)
+    target[0, 0, 6:14, 6:14, 6:14] = 1
+    band = boundary_band(torch.from_numpy(target), 2).numpy()[0, 0]
+    # within 2 voxels (chessboard) of the cube's faces on either side: a shell from 4 to 15, minus the 10-9 core
+    expected = np.zeros((20, 20, 20), bool)
+    expected[4:16, 4:16, 4:16] = True
+    expected[8:12, 8:12, 8:12] = False
+    np.testing.assert_array_equal(band > 0, expected)
+    np.testing.assert_array_equal(paddle_band(paddle.to_tensor(target), 2).numpy()[0, 0], band)
+    logits = np.random.default_rng(0).normal(size=target.shape).astype(np.float32)
+    ours = float(interactive_loss(torch.from_numpy(logits), torch.from_numpy(target), band_weight=3.0))
+    theirs = float(dice_bce_loss(paddle.to_tensor(logits), paddle.to_tensor(target), band_weight=3.0))
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    plain = float(interactive_loss(torch.from_numpy(logits), torch.from_numpy(target)))
+    assert ours != pytest.approx(plain, rel=1e-3)  # the band weights changed the loss
+
+
+# --- the region channel and its warm start ----------------------------------------------------------------------
+def test_a_network_with_a_region_channel_starts_out_answering_clicks_as_the_old_one(tmp_path):
+    from training.torch_bridge import TorchTrainer, load_paddle_named, paddle_state
+
+    config = {"seed": 0, "lr": 1e-3, "precision": "fp32", "network": {"base": 4, "levels": 2, "depths": [1, 1, 1]}}
+    old = TorchTrainer(config)
+    np.savez(tmp_path / "old.npz", **paddle_state(old.net))
+    new = TorchTrainer({**config, "network": {**config["network"], "click_channels": 4}})
+    load_paddle_named(new, tmp_path / "old.npz")
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(1, 1, 16, 16, 16)).astype(np.float32)
+    clicks = (rng.random((1, 3, 16, 16, 16)) > 0.9).astype(np.float32)
+    with_region = np.concatenate([clicks, np.zeros((1, 1, 16, 16, 16), np.float32)], axis=1)
+    np.testing.assert_allclose(new.predict(image, with_region), old.predict(image, clicks), atol=1e-6)
+    with_region[:, 3, 8] = 1  # and the new channel is wired in (non-zero gradient path once trained)
+    assert new.net.stem.conv.weight.shape[1] == 5
+
+
+def test_paddle_and_torch_networks_agree_with_a_region_channel(tmp_path):
+    import paddle
+
+    from training.network import build_network, load_weights
+    from training.torch_bridge import TorchTrainer, paddle_state
+
+    network = {"base": 4, "levels": 2, "depths": [1, 1, 1], "click_channels": 4}
+    twin = TorchTrainer({"seed": 0, "lr": 1e-3, "precision": "fp32", "network": network})
+    np.savez(tmp_path / "w.npz", **paddle_state(twin.net))
+    net = build_network({"network": network})
+    load_weights(net, tmp_path / "w.npz")
+    net.eval()
+    rng = np.random.default_rng(2)
+    image = rng.normal(size=(1, 1, 16, 16, 16)).astype(np.float32)
+    clicks = (rng.random((1, 4, 16, 16, 16)) > 0.9).astype(np.float32)
+    ours = torch.sigmoid(twin.net.eval()(torch.from_numpy(image), torch.from_numpy(clicks))).detach().numpy()[:, 0]
+    theirs = paddle.nn.functional.sigmoid(net(paddle.to_tensor(image), paddle.to_tensor(clicks))).numpy()[:, 0]
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+# --- pseudo-objects, contrast, prompts -------------------------------------------------------------------------
+def test_supervoxels_cover_the_image_in_regions_of_the_allowed_size():
+    from training.pseudo_objects import MAX_CM3, MIN_CM3, supervoxels
+
+    rng = np.random.default_rng(0)
+    image = ndimage.gaussian_filter(rng.normal(size=(60, 70, 80)), 3).astype(np.float32)
+    labels = supervoxels(image, (1.0, 1.0, 1.0))
+    assert labels.shape == image.shape and labels.dtype == np.uint16
+    sizes = np.bincount(labels.ravel())[1:]
+    sizes = sizes[sizes > 0] / 1000.0
+    assert len(sizes) >= 10
+    assert sizes.min() >= MIN_CM3 * 0.99 and sizes.max() <= MAX_CM3
+    assert (labels > 0).mean() > 0.8
+
+
+def test_a_smooth_shape_is_painted_with_a_clear_contrast_and_a_soft_edge():
+    from training.pseudo_objects import paste_shape, smooth_shape
+
+    rng = np.random.default_rng(4)
+    background = ndimage.gaussian_filter(rng.normal(size=(48, 48, 48)), 2).astype(np.float32)
+    shape = smooth_shape(rng, background.shape, (24, 22, 26), (12, 5, 8))
+    assert 0.5 < shape.sum() / (4 / 3 * np.pi * 12 * 5 * 8) < 2.0  # about the ellipsoid's volume
+    assert ndimage.label(shape)[1] >= 1 and shape[24, 22, 26]
+    painted = paste_shape(rng, background, shape)
+    core = ndimage.binary_erosion(shape, iterations=2)
+    assert abs(float(painted[core].mean() - background[core].mean())) > 0.8 * float(background.std())
+    far = ~ndimage.binary_dilation(shape, iterations=4)
+    np.testing.assert_allclose(painted[far], background[far], atol=1e-3)  # nothing painted away from the shape
+
+
+def test_synthetic_targets_are_made_with_the_first_click_inside(synth):
+    from training.sampler import make_example
+
+    manifest = json.loads(MANIFEST_SMOKE.read_text(encoding="utf-8"))
+    case = _cases(synth)[0]
+    made = 0
+    for seed in range(40):
+        example = make_example(np.random.default_rng(seed), case, manifest, {"synthetic": 1.0})
+        if example is None:
+            continue
+        made += 1
+        assert example["gt"].sum() >= 20
+        positives = [p for p, sign in example["clicks"] if sign]
+        for point in positives:
+            assert example["gt"][tuple(np.round(point).astype(int))]
+    assert made >= 10
+
+
+def test_union_target_is_the_object_and_a_neighbour_within_reach():
+    from training.pseudo_objects import neighbour_value
+    from training.sampler import _label_target, object_boxes
+
+    label = np.zeros((30, 30, 30), np.uint8)
+    label[5:15, 5:25, 5:25] = 1
+    label[17:25, 5:25, 5:25] = 2  # 2 voxels below label 1
+    label[5:15, 5:25, 28:30] = 3  # 3 voxels beside label 1
+    label[27:30, 0:3, 0:3] = 4  # far from everything
+    boxes = object_boxes(label)
+    rng = np.random.default_rng(0)
+    assert {neighbour_value(rng, label, boxes[1], 1) for _ in range(30)} == {2, 3}
+    assert neighbour_value(rng, label, boxes[4], 4) is None
+    case = {"label": label, "values": np.array([1]), "boxes": boxes, "spacing_kji": np.ones(3)}
+    _, values, box, first, _ = _label_target(rng, case, union=True)
+    assert values[0] == 1 and values[1] in (2, 3)
+    assert np.isin(label[tuple(np.round(first).astype(int))], values)
+    union = np.isin(label, values)
+    assert union[box].sum() == union.sum()  # the box holds both objects
+
+
+@pytest.mark.parametrize("kind", ["box", "lasso"])
+def test_box_and_lasso_prompts_lie_on_one_plane_around_the_cross_section(kind):
+    from training.prompt_sim import region_prompt
+
+    gt = np.zeros((40, 40, 40), bool)
+    gt[10:30, 12:26, 8:33] = ndimage.binary_dilation(np.ones((20, 14, 25), bool), iterations=0)
+    gt = ndimage.binary_erosion(ndimage.binary_dilation(gt, iterations=2), iterations=3)
+    for seed in range(10):
+        region = region_prompt(np.random.default_rng(seed), gt, kind)
+        assert region is not None
+        planes = [np.flatnonzero(region.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+        axis = int(np.argmin([len(p) for p in planes]))
+        assert len(planes[axis]) == 1  # one voxel thick
+        section = np.take(gt, planes[axis][0], axis=axis)
+        drawn = np.take(region, planes[axis][0], axis=axis) > 0
+        overlap = (drawn & section).sum() / section.sum()
+        assert overlap > 0.7  # a box may be drawn a voxel tight on each side
+        if kind == "box":
+            rows, cols = np.nonzero(drawn)
+            assert drawn.sum() == (np.ptp(rows) + 1) * (np.ptp(cols) + 1)  # a filled rectangle
+        else:
+            assert (drawn ^ section).sum() <= 0.35 * section.sum()  # the outline, jittered by at most a voxel
+
+
+def test_scribble_is_a_dense_line_of_balls_inside_the_object():
+    from training.prompt_sim import scribble_clicks
+
+    gt = np.zeros((40, 40, 40), bool)
+    gt[5:35, 15:25, 15:25] = True
+    clicks = scribble_clicks(np.random.default_rng(3), gt, np.zeros_like(gt), radius_vox=3.0, positive=True)
+    assert len(clicks) >= 5 and all(sign for _, sign in clicks)
+    points = np.array([p for p, _ in clicks])
+    assert all(gt[tuple(np.round(p).astype(int))] for p in points)
+    steps = np.linalg.norm(np.diff(points, axis=0), axis=1)
+    assert np.median(steps) <= 1.5 + 1e-9  # at most half a radius apart along the stroke
+
+
+def test_contrast_randomisation_keeps_the_range_and_changes_the_contrast():
+    from training.augment import randomise_contrast
+
+    rng = np.random.default_rng(0)
+    image = ndimage.gaussian_filter(rng.normal(size=(32, 32, 32)), 2).astype(np.float32) * 3
+    changed = 0
+    for seed in range(10):
+        out = randomise_contrast(np.random.default_rng(seed), image)
+        assert out.shape == image.shape and out.dtype == np.float32 and np.isfinite(out).all()
+        assert out.min() >= image.min() - 1e-3 and out.max() <= image.max() + 1e-3
+        changed += abs(np.corrcoef(out.ravel(), image.ravel())[0, 1]) < 0.95
+    assert changed >= 2  # some curves are non-monotone or inverted
+
+
+def test_default_sampling_is_unchanged_by_the_new_options(synth):
+    """Without "sampling" options the recipe draws exactly as before (earlier runs reproduce)."""
+    from training.sampler import make_example
+
+    manifest = json.loads(MANIFEST_SMOKE.read_text(encoding="utf-8"))
+    case = _cases(synth)[0]
+    a = make_example(np.random.default_rng(11), case, manifest)
+    b = make_example(np.random.default_rng(11), case, manifest, {})
+    assert a is not None and b is not None
+    np.testing.assert_array_equal(a["image"], b["image"])
+    assert a["region"] is None
+
+
+# --- the fast trainer end to end ------------------------------------------------------------------------------------
+def test_torch_training_with_every_prompt_and_target_kind_trains_checkpoints_and_resumes(synth, tmp_path):
+    from training.pseudo_objects import main as supervoxel_main
+    from training.torch_bridge import main
+
+    manifest_path = tmp_path / "manifest.json"
+    manifest_path.write_text(json.dumps(_prompt_manifest()), encoding="utf-8")
+    assert supervoxel_main(["--cache", str(synth["cache"])]) == 0
+    config = json.loads(_config(synth, "torch_smoke").read_text(encoding="utf-8"))
+    config.update(steps=6, batch_size=2, max_click_passes=2, band_weight=3.0, sampling=SAMPLING, snapshot_minutes=1e-6,
+                  manifest=str(manifest_path), network={**config["network"], "click_channels": 4})
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    assert main(["--config", str(path), "--run-dir", str(run_dir), "--steps", "3"]) == 0
+    assert (run_dir / "step.txt").read_text() == "3"
+    assert main(["--config", str(path), "--run-dir", str(run_dir)]) == 0
+    assert (run_dir / "step.txt").read_text() == "6"
+    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [line["step"] for line in lines] == list(range(6))
+    assert all(np.isfinite(line["loss"]) for line in lines)
+    assert sorted(p.name for p in (run_dir / "snapshots").iterdir())[:1] == ["step_0000001.npz"]
+    with np.load(run_dir / "paddle_weights.npz") as weights:
+        assert weights["stem.conv.weight"].shape[1] == 5 and "stem.norm.scale" in weights.files
