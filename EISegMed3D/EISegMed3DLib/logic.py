@@ -142,8 +142,10 @@ class InteractiveSegmentationLogic(ScanFolderMixin):
     def segment(self, volumeNode, segmentationNode, segmentId, positive=(), negative=()):
         """Run the points (world RAS) on the segment and write the result; returns the JobResult or None."""
         job = self.planClicks(volumeNode, segmentationNode, segmentId, positive, negative)
-        if job is None:
-            return None
+        return None if job is None else self.runJob(job, volumeNode, segmentationNode)
+
+    def runJob(self, job: ClickJob, volumeNode, segmentationNode):
+        """Run a planned job on this thread and write it (scripts, tests; the widget uses the worker thread)."""
         try:
             result = job.run()
         except Exception:

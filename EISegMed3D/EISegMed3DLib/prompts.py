@@ -125,10 +125,4 @@ def planPrompt(logic, volumeNode, segmentationNode, segmentId, prompt: WorldProm
 
 def runPrompt(logic, volumeNode, segmentationNode, segmentId, prompt: WorldPrompt):
     """Plan, run and write one prompt in one call (scripts, tests); returns the JobResult or None (see applyJob)."""
-    job = planPrompt(logic, volumeNode, segmentationNode, segmentId, prompt)
-    try:
-        result = job.run()
-    except Exception:
-        logic.jobFailed(job, volumeNode, segmentationNode)
-        raise
-    return logic.applyJob(job, result, volumeNode, segmentationNode)
+    return logic.runJob(planPrompt(logic, volumeNode, segmentationNode, segmentId, prompt), volumeNode, segmentationNode)

@@ -11,19 +11,7 @@ import SimpleITK as sitk
 from inference import ClickError
 from inference.cli import main
 from inference.prompt_files import prompt_calls, read_prompt_file
-
-
-@pytest.fixture
-def scan(tmp_path):
-    """An LPS-oriented, permuted, anisotropic scan (as in test_cli)."""
-    array = (np.random.default_rng(7).random((12, 30, 34)) * 300).astype(np.int16)
-    image = sitk.GetImageFromArray(array)
-    image.SetSpacing((0.7, 0.9, 2.5))
-    image.SetDirection((-1, 0, 0, 0, 0, 1, 0, -1, 0))
-    image.SetOrigin((12.5, -40.25, 100.0))
-    path = tmp_path / "case.nii.gz"
-    sitk.WriteImage(image, str(path))
-    return path
+from test_cli import scan  # noqa: F401 - the LPS-oriented, permuted, anisotropic scan fixture
 
 
 def _write_markup(node, path, system: str):
