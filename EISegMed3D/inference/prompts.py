@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.measure import points_in_poly
 
 from .clickmaps import Click, ball_radius, draw_ball
 from .roi import Roi
@@ -155,6 +154,8 @@ def region_channel(shape, polygon_patch, metric=None, out: np.ndarray | None = N
     near = (distance >= -half - _EDGE_EPS) & (distance < half - _EDGE_EPS)  # half-open: one layer when halfway
     flat = np.stack([offsets[near] @ u, offsets[near] @ v], axis=1)
     outline = np.stack([(scaled - centroid) @ u, (scaled - centroid) @ v], axis=1)
+    from skimage.measure import points_in_poly  # here, not at import: training on a GPU machine without skimage
+
     inside = points_in_poly(flat, outline)
     # Centres on an edge count as inside; rounding can put them a hair outside, so measure those few exactly.
     near_box = ~inside & np.all((flat >= outline.min(axis=0) - _EDGE_EPS) & (flat <= outline.max(axis=0) + _EDGE_EPS), axis=1)
