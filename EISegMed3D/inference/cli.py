@@ -6,6 +6,7 @@
     eiseg-med3d info [--model PATH]
     eiseg-med3d progress DATA_DIR [--recursive]
     eiseg-med3d evaluate DATA_DIR ... (the training package's benchmark; see `eiseg-med3d evaluate --help`)
+    eiseg-med3d adapt DATA_DIR [--minutes N] [--from MODEL] [--resume] (fine-tune on the folder's finished scans)
 
 Expected problems (unreadable scan, bad click, missing model, ...) print one line
 "eiseg-med3d: error: ..." on stderr and exit with code 2.
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("evaluate", add_help=False, help="benchmark with the simulated user (training package); "
                         "see 'evaluate --help'")
+    commands.add_parser("adapt", add_help=False, help="fine-tune the model on the folder's finished scans "
+                        "(training package); see 'adapt --help'")
     return parser
 
 
@@ -313,6 +316,15 @@ def cmd_evaluate(argv: list[str]) -> int:
     return int(evaluate_main(argv) or 0)
 
 
+def cmd_adapt(argv: list[str]) -> int:
+    try:
+        from training.adapt import main as adapt_main
+    except ImportError as exc:
+        raise EISegError("adapt needs the 'training' package of the EISeg-Med3D repository "
+                         f"(install the repository with 'pip install .[train]' or run from its root): {exc}") from exc
+    return int(adapt_main(argv) or 0)
+
+
 COMMANDS = {"segment": cmd_segment, "demo": cmd_demo, "info": cmd_info, "progress": cmd_progress}
 
 
@@ -326,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv and argv[0] == "evaluate":  # its arguments belong to training.evaluate's own parser
             return cmd_evaluate(argv[1:])
+        if argv and argv[0] == "adapt":  # likewise training.adapt's
+            return cmd_adapt(argv[1:])
         args = build_parser().parse_args(_join_negative_values(argv))
         return COMMANDS[args.command](args)
     except (EISegError, SaveError) as exc:

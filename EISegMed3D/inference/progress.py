@@ -118,6 +118,11 @@ def validate(data, where: str) -> None:
         raise ProgressError(f"{where}: 'leftOff' must be a relative path, found {data['leftOff']!r:.80}")
     if not _is_int(data.get("version", FORMAT_VERSION)):
         raise ProgressError(f"{where}: 'version' must be a whole number, found {data['version']!r:.80}")
+    choice = data.get("model")  # the adapted model the user chose or declined (inference.model_choice)
+    if choice is not None and not (isinstance(choice, dict) and isinstance(choice.get("package"), str)
+                                   and isinstance(choice.get("use"), bool)):
+        raise ProgressError(f"{where}: 'model' must be {{\"package\": relative path, \"use\": true or false}}, "
+                            f"found {choice!r:.80}")
     scans = data.get("scans", {})
     if not isinstance(scans, dict):
         raise ProgressError(f"{where}: 'scans' must be an object keyed by relative path, found {type(scans).__name__}")
