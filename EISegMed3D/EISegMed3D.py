@@ -91,6 +91,10 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ui.opacitySlider.minimum, ui.opacitySlider.maximum, ui.opacitySlider.singleStep = 0.0, 1.0, 0.05
         ui.opacitySlider.value = 0.9
         editor = ui.embeddedSegmentEditorWidget
+        # An embedded editor keeps no undo states unless asked (saveStateForUndo is then a no-op); the Segment
+        # Editor module itself (SegmentEditor.py) asks for 10 before setting the scene.
+        editor.setMaximumNumberOfUndoStates(10)
+        editor.setUndoEnabled(True)
         editor.setMRMLScene(slicer.mrmlScene)
         self.pollTimer = qt.QTimer()
         self.pollTimer.setInterval(POLL_MS)
