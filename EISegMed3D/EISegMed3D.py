@@ -103,6 +103,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._setupNodes()
         self._makeLogic()
         self._restoreSettings()
+        self.adapt = AdaptController(self)  # "Adapt model to this folder" under Model Settings (issue 11)
         ui.progressTable.setColumnCount(2)
         ui.progressTable.setHorizontalHeaderLabels(["Scan", "Finished"])
         ui.progressTable.horizontalHeader().setStretchLastSection(True)
@@ -272,6 +273,8 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 slicer.mrmlScene.RemoveNode(node)
         if self.worker is not None:
             self.worker.stop()
+        if hasattr(self, "adapt"):
+            self.adapt.cleanup()  # a running adaptation stops with a checkpoint
 
     def onSceneStartClose(self, caller=None, event=None):
         from EISegMed3DLib.helper_nodes import masking_settings
@@ -622,6 +625,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._saveSettings()
         if folder:
             self._navigate("openFolder", folder, self.ui.skipFinishedCheckBox.checked)
+            self.adapt.folderOpened(folder)
 
     def onNextScan(self):
         self._navigate("nextScan", self.ui.skipFinishedCheckBox.checked)
@@ -674,6 +678,189 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if item.column() == 1 and self.logic is not None:
             self._guard(self.logic.setScanFinished, item.row(), item.checkState() == qt.Qt.Checked)
             qt.QTimer.singleShot(0, self.updateProgress)  # rebuilding the table deletes `item`: not inside its signal
+
+
+class AdaptController:
+    """"Adapt model to this folder" under Model Settings (issue 11). Runs `eiseg-med3d adapt` as a separate
+    process (QProcess: the GUI stays free, the user keeps annotating), shows its progress, can be cancelled (the
+    process checkpoints; pressing the button again offers to resume), and when it ends shows before/after on the
+    held-back scans and offers the adapted model only when it was better. The choice is kept in the folder's
+    progress file. The Qt-free part (command, progress lines, result, offer) is EISegMed3DLib.adapt_runner."""
+
+    def __init__(self, widget):
+        self.widget = widget
+        self.process = None
+        self.folder = None
+        self.lines, self.errors = [], []
+        self.button = qt.QPushButton("Adapt model to this folder")
+        self.button.toolTip = ("Fine-tune the model in use on this folder's finished scans, on this computer, in the "
+                               "background; the latest finished scans are held back to check the result")
+        self.minutes = qt.QSpinBox()
+        self.minutes.minimum, self.minutes.maximum, self.minutes.value = 1, 600, 10
+        self.minutes.suffix = " min"
+        self.minutes.toolTip = "Training time (the check on the held-back scans comes on top)"
+        self.cancelButton = qt.QPushButton("Stop")
+        self.cancelButton.toolTip = "Stop after the current step; a checkpoint is kept and can be resumed"
+        self.cancelButton.enabled = False
+        self.bar = qt.QProgressBar()
+        self.bar.visible = False
+        self.label = qt.QLabel("")
+        self.label.wordWrap = True
+        row = qt.QHBoxLayout()
+        for item in (self.button, self.minutes, self.cancelButton):
+            row.addWidget(item)
+        layout = widget.ui.modelCollapsibleButton.layout()
+        layout.addLayout(row)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.label)
+        self.button.connect("clicked()", self.onAdapt)
+        self.cancelButton.connect("clicked()", self.onCancel)
+
+    def _dataFolder(self):
+        nav = self.widget.logic.navigator if self.widget.logic is not None else None
+        return None if nav is None else str(nav.folder)
+
+    def _modelInUse(self):
+        ui = self.widget.ui
+        path = None if ui.defaultModelCheckBox.checked else (ui.modelPathLineEdit.currentPath or None)
+        return path if path and os.path.isfile(os.path.join(path, "model.json")) else None  # a package, not a .pdmodel
+
+    def onAdapt(self):
+        from EISegMed3DLib.adapt_runner import adapt_command, adapt_environment, missing_requirements, stopped_run
+
+        if self.process is not None:
+            return
+        folder = self._dataFolder()
+        if folder is None:
+            slicer.util.errorDisplay("Open a data folder (Data Folder) and finish some scans first.")
+            return
+        if not self._ensureRequirements(missing_requirements()):
+            return
+        resume = False
+        stopped = stopped_run(folder)
+        if stopped is not None:
+            resume = slicer.util.confirmYesNoDisplay(f"A stopped adaptation of this folder exists ({stopped.name}).\n"
+                                                     "Resume it? (No starts a new one.)")
+        try:
+            env = adapt_environment(dict(os.environ))
+        except RuntimeError as error:
+            slicer.util.errorDisplay(str(error))
+            return
+        command = adapt_command(self.widget._pythonSlicer(), folder, self.minutes.value, self._modelInUse(), resume)
+        environment = qt.QProcessEnvironment.systemEnvironment()
+        for key, value in env.items():
+            environment.insert(key, value)
+        process = qt.QProcess()
+        process.setProcessEnvironment(environment)
+        process.connect("readyReadStandardOutput()", self._readOutput)
+        process.connect("readyReadStandardError()", self._readErrors)
+        process.connect("finished(int,QProcess::ExitStatus)", self._finished)
+        self.process, self.folder, self.lines, self.errors = process, folder, [], []
+        self.button.enabled, self.cancelButton.enabled = False, True
+        self.bar.visible, self.bar.value = True, 0
+        self.label.text = "Starting the adaptation..."
+        logging.info(f"EISegMed3D adapt: {' '.join(command)}")
+        process.start(command[0], command[1:])
+
+    def _ensureRequirements(self, missing):
+        """Ask before installing what adapting needs (pip in the background); True when nothing is missing."""
+        if not missing:
+            return True
+        if slicer.app.testingEnabled():
+            self.widget._status(f"Adapting needs {', '.join(missing)}: not installed in testing mode")
+            return False
+        if not slicer.util.confirmOkCancelDisplay(
+                f"Adapting the model needs {', '.join(missing)} (Paddle and the ONNX exporter, a few hundred MB).\n"
+                "Install now into Slicer's Python? (pip runs in the background.) For faster training on a CPU, "
+                "'pip install torch' in Slicer's Python as well."):
+            return False
+        import tempfile
+
+        requirements = os.path.join(tempfile.mkdtemp(prefix="eiseg_adapt_"), "requirements-adapt.txt")
+        with open(requirements, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(missing) + "\n")
+        self.widget._startInstall(requirements, then=self.onAdapt)
+        return False
+
+    @staticmethod
+    def _text(array):
+        data = array.data()
+        return data if isinstance(data, str) else bytes(data).decode("utf-8", "replace")
+
+    def _readOutput(self):
+        from EISegMed3DLib.adapt_runner import parse_progress
+
+        for line in self._text(self.process.readAllStandardOutput()).splitlines():
+            self.lines.append(line)
+            parsed = parse_progress(line)
+            if parsed is not None:
+                self.bar.value, self.label.text = parsed
+            elif line.strip():
+                logging.info(f"EISegMed3D adapt: {line}")
+
+    def _readErrors(self):
+        text = self._text(self.process.readAllStandardError())
+        self.errors = (self.errors + [part for part in text.replace("\r", "\n").splitlines() if part.strip()])[-40:]
+
+    def onCancel(self):
+        if self.process is None:
+            return
+        self.label.text = "Stopping after the current training step (a checkpoint is kept)..."
+        self.cancelButton.enabled = False
+        self.process.terminate()  # SIGTERM: the command stops after its step with a checkpoint
+        process = self.process
+        qt.QTimer.singleShot(60000, lambda: process.kill() if process is self.process else None)
+
+    def cleanup(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.waitForFinished(30000)
+
+    def _finished(self, code, status):
+        from EISegMed3DLib.adapt_runner import package_from_output, read_result, result_text
+        from inference.model_choice import remember_choice
+
+        self._readOutput()
+        folder, lines = self.folder, self.lines
+        self.process = None
+        self.button.enabled, self.cancelButton.enabled, self.bar.visible = True, False, False
+        package = package_from_output(lines) if code == 0 else None
+        if package is None:
+            stopped = code == 130 or status == qt.QProcess.CrashExit
+            self.label.text = ("Adaptation stopped: press the button again to resume it." if stopped else
+                               "Adaptation failed: see the message.")
+            if not stopped:
+                slicer.util.errorDisplay("Adapting the model failed.", detailedText="\n".join(self.errors[-15:]))
+            return
+        result = read_result(package)
+        text = result_text(result)
+        self.label.text = text.splitlines()[-2]
+        if not result.offer:
+            slicer.util.infoDisplay(text, windowTitle="EISegMed3D: adapted model")
+            return
+        use = slicer.util.confirmYesNoDisplay(text, windowTitle="EISegMed3D: adapted model")
+        self.widget._guard(remember_choice, folder, package, use)
+        if use:
+            self.useModel(str(package))
+
+    def useModel(self, package):
+        ui = self.widget.ui
+        ui.defaultModelCheckBox.checked = False
+        ui.modelPathLineEdit.currentPath = package
+        self.widget.onLoadModel()
+
+    def folderOpened(self, folder):
+        """Load the adapted model the user chose for this folder, if any (remembered in its progress file)."""
+        from inference.model_choice import chosen_model
+
+        try:
+            package = chosen_model(folder)
+        except Exception as error:  # a malformed progress file is reported where the folder is read
+            logging.warning(f"EISegMed3D: {error}")
+            return
+        if package is not None and self._modelInUse() != str(package):
+            self.widget._status(f"Using the adapted model chosen for this folder: {package.name}")
+            self.useModel(str(package))
 
 
 class EISegMed3DLogic(ScriptedLoadableModuleLogic):
