@@ -14,7 +14,6 @@ Expected problems (unreadable scan, bad click, missing model, ...) print one lin
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
