@@ -132,8 +132,10 @@ class TorchTrainer:
         self.net = InteractiveVNet(**network_settings(config)).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
 
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(array).to(self.device).contiguous(memory_format=self.memory_format)
+    def _tensor(self, array) -> torch.Tensor:
+        """numpy arrays (training.batches) or tensors already on the device (training.torch_stream: no round trip)."""
+        tensor = array if isinstance(array, torch.Tensor) else torch.from_numpy(array)
+        return tensor.to(self.device).contiguous(memory_format=self.memory_format)
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -142,7 +144,8 @@ class TorchTrainer:
         self.net.eval()
         with torch.no_grad(), self._autocast():
             logits = self.net(self._tensor(images), self._tensor(clicks))
-        return torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+        probabilities = torch.sigmoid(logits.float())[:, 0]
+        return probabilities if isinstance(images, torch.Tensor) else probabilities.cpu().numpy()
 
     def train_step(self, images, clicks, targets, lr):
         self.net.train()

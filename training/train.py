@@ -53,19 +53,15 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
     start_step = trainer.resume(run_dir)
     total = config["steps"] if steps is None else min(config["steps"], start_step + steps)
     manifest = read_json(config["manifest"])
-    stream = ExampleStream(config["cache"], read_json(config["split"])["train"], manifest, config["batch_size"],
-                           config["seed"], config.get("workers", 0), config.get("case_sampling", "case"),
-                           config.get("sampling"))
+    stream = make_stream(config, manifest, trainer)
     log = open(run_dir / "log.jsonl", "a") if lead else None
     started = time.time()
     step = start_step
     snapshot_s = 60.0 * config.get("snapshot_minutes", 0)
     next_snapshot = snapshot_s
     try:
-        from tqdm import tqdm
-
-        bar = tqdm(range(start_step, total), initial=start_step, total=config["steps"], desc=config.get("name", "train"),
-                   disable=not lead)
+        bar = progress(range(start_step, total), initial=start_step, total=config["steps"], desc=config.get("name", "train"),
+                       disable=not lead)
         for step in bar:
             examples = stream.batch(step)
             passes = np.random.default_rng([config.get("passes_seed", config["seed"]), step, 1]).integers(0, config.get("max_click_passes", 3) + 1)
@@ -97,6 +93,38 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
             log.close()
     return {"steps_done": step + 1 - start_step, "seconds": time.time() - started,
             "replica_spread": trainer.replica_spread()}
+
+
+def make_stream(config: dict, manifest: dict, trainer):
+    """The example stream: CPU worker processes (training.batches), or with `"stream": "torch"` examples made on
+    the trainer's device (training.torch_stream; from the carry pack when the config names one)."""
+    keys = read_json(config["split"])["train"]
+    if config.get("stream", "cpu") == "torch":
+        from .torch_stream import TorchExampleStream
+
+        return TorchExampleStream.from_config(config, keys, manifest, trainer.device)
+    return ExampleStream(config["cache"], keys, manifest, config["batch_size"], config["seed"], config.get("workers", 0),
+                         config.get("case_sampling", "case"), config.get("sampling"))
+
+
+def progress(iterable, **kwargs):
+    """A tqdm bar, or the plain iterable where tqdm is not installed (a bare GPU machine)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoBar(iterable)
+    return tqdm(iterable, **kwargs)
+
+
+class _NoBar:
+    def __init__(self, iterable):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def set_postfix(self, **_):
+        pass
 
 
 def keep_snapshot(run_dir: Path, step: int) -> Path:
