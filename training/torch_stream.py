@@ -1,0 +1,477 @@
+"""The training data stream with the voxel work on the trainer's device (GPU when present): `"stream": "torch"`.
+
+Same interface as training.batches.ExampleStream (batch, add_error_clicks, arrays, close), so training.train.run
+drives either. What stays on the CPU is cheap and is the engine's and the CPU recipe's own code: the case, the
+target (training.sampler._label_target: label, union or supervoxel, and its first click), the ROI
+(inference.model_input.choose_roi, zoom and jitter drawn as training.sampler.make_example draws them) and the
+scalar draws of every augmentation (numpy, seeded by (seed, step, slot)). The voxel work runs batched on the
+device: ROI resampling (grid_sample: trilinear image, nearest labels and supervoxels), the engine's normalisation,
+synthetic shapes, flips and axis orders, the intensity augmentations, click balls (inference.clickmaps' rule),
+box / lasso region channels, scribbles, and the error-driven click (exact EDT, training.torch_ops.edt); voxel
+draws use a torch.Generator seeded by (seed, step). Where it differs from the CPU recipe, see `DIFFERENCES`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from inference.clickmaps import ball_radius
+from inference.model_input import choose_roi
+
+from . import torch_ops as ops
+from .augment import random_curve
+from .batches import case_weights
+from .sampler import _label_target, _prompt_kind, click_channel_names, object_boxes
+
+DIFFERENCES = """\
+- Resampling: torch grid_sample instead of scipy affine_transform (trilinear = order 1 with edge replication;
+  nearest labels round half to even where scipy rounds half up); values agree to float32 rounding.
+- Thick slices: block means (avg_pool, blocks start at the patch edge) and trilinear interpolation back; the CPU
+  recipe takes a centred running mean. Blur: Gaussian with replicated edges (scipy reflects). Bias field and down-up
+  resolution loss: trilinear interpolation (scipy zoom order 1). Same probabilities and parameter ranges.
+- Voxel draws (click positions, noise, texture) come from the torch generator, so a step's examples are not the
+  CPU stream's examples draw for draw; case, target, ROI and every probability are.
+- Several clicks of one kind (extra positives, a scribble's corners) are distinct voxels (the CPU may repeat one).
+- Scribbles: 64 points per stroke segment (the CPU spaces them half a ball radius apart), kept where they lie in
+  the scribble's region, so a stroke is as continuous for balls of at least 1.5 voxels.
+"""
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TorchExampleStream:
+    """Batches of examples made on `device` from cases held there (see the module docstring)."""
+
+    def __init__(self, cases: list[dict], manifest: dict, batch_size: int, seed: int, sampling: str = "case",
+                 options: dict | None = None, device=None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.manifest, self.batch_size, self.seed, self.options = manifest, batch_size, seed, options or {}
+        self.weights = case_weights([case["key"] for case in cases], sampling)
+        self.patch = tuple(int(n) for n in manifest["patch_shape"])
+        self.names = click_channel_names(manifest)
+        self.cases, self.volumes = [], []
+        for case in cases:
+            self.cases.append(_cpu_part(case))
+            self.volumes.append(_device_part(case, self.device))
+
+    @classmethod
+    def from_config(cls, config: dict, keys: list, manifest: dict, device=None) -> "TorchExampleStream":
+        """From the carry pack (`"pack"`, training.carry) when the config names one, else from the cache."""
+        if config.get("pack"):
+            from .carry import load_pack_cases
+
+            path = Path(config["pack"])
+            cases = load_pack_cases(path if path.is_absolute() else ROOT / path)
+        else:
+            cases = load_cases(Path(config["cache"]), keys, bool(config.get("sampling", {}).get("supervoxel")))
+        return cls(cases, manifest, config["batch_size"], config["seed"], config.get("case_sampling", "case"),
+                   config.get("sampling"), device)
+
+    # --- the stream interface -------------------------------------------------------------------------------
+    def batch(self, step: int) -> dict:
+        g = torch.Generator(device=self.device)
+        g.manual_seed(int(np.random.SeedSequence([self.seed, step, 7]).generate_state(1)[0]))
+        rngs = [np.random.default_rng((self.seed, step, slot)) for slot in range(self.batch_size)]
+        slots = [self._valid_patch(rng, g) for rng in rngs]
+        examples = self._assemble(rngs, slots, g)
+        examples["generator"] = g
+        return examples
+
+    def add_error_clicks(self, examples: dict, predictions) -> dict:
+        """Feed the prediction back as the previous mask and add one click in the larger error's deeper half."""
+        prediction = torch.as_tensor(predictions, device=self.device).reshape(examples["gt"].shape).bool()
+        gt = examples["gt"]
+        depth = {}
+        for name, error in (("missed", gt & ~prediction), ("extra", prediction & ~gt)):
+            d = ops.edt(error, examples["voxel_mm"])
+            depth[name] = (d, d.amax((1, 2, 3)))
+        use_extra = depth["extra"][1] > depth["missed"][1]  # the missed error first; extra only when deeper
+        d = torch.where(use_extra.view(-1, 1, 1, 1), depth["extra"][0], depth["missed"][0])
+        top = torch.maximum(depth["extra"][1], depth["missed"][1])
+        point, found = ops.pick(d > (top / 2).view(-1, 1, 1, 1), examples["generator"])
+        found = found[:, 0] & (top > 0)
+        examples = dict(examples)
+        examples["previous"] = prediction.float()
+        self._add_clicks(examples, point, ~use_extra[:, None], found[:, None])
+        return examples
+
+    def arrays(self, examples: dict):
+        maps = {"previous_mask": examples["previous"], "positive_clicks": examples["pos"],
+                "negative_clicks": examples["neg"], "region": examples["region"]}
+        clicks = torch.stack([maps[name] for name in self.names], 1)
+        return examples["image"][:, None], clicks, examples["gt"][:, None].float()
+
+    def close(self) -> None:
+        self.volumes = []
+
+    # --- one slot: case, target, ROI (CPU), resampled patch (device) -----------------------------------------
+    def _valid_patch(self, rng, g) -> dict:
+        for _ in range(1000):
+            index = rng.integers(len(self.cases)) if np.ptp(self.weights) == 0 else rng.choice(len(self.cases), p=self.weights)
+            plan = plan_roi(rng, self.cases[int(index)], self.manifest, self.options)
+            if plan is None:
+                continue
+            plan["case"] = int(index)
+            image, gt, others = self._patch(rng, plan, g)
+            if int(gt.sum()) >= 20:  # as make_example: a sliver is no target
+                plan.update(image=image, gt=gt, others=others)
+                return plan
+        raise RuntimeError("no training example with a target of 20 voxels or more in 1000 draws")
+
+    def _patch(self, rng, plan: dict, g):
+        image_volume, label_volume = self.volumes[plan["case"]]
+        roi = plan["roi"]
+        grid = ops.grid_points(roi.start, roi.step, roi.shape, image_volume.shape[2:], self.device)
+        image = F.grid_sample(image_volume, grid, mode="bilinear", padding_mode="border", align_corners=True)[0, 0]
+        labels = F.grid_sample(label_volume, grid, mode="nearest", padding_mode="zeros", align_corners=True)[0]
+        labels = labels * ops.inside_grid(roi.start, roi.step, roi.shape, label_volume.shape[2:], self.device)
+        if plan["kind"] == "synthetic":
+            gt = ops.smooth_shape(roi.shape, roi.to_patch(plan["centre"]), plan["semi_mm"] / roi.voxel_mm(plan["spacing"]),
+                                  torch.from_numpy(np.linalg.qr(rng.normal(size=(3, 3)))[0].astype(np.float32)),
+                                  torch.from_numpy(_centred(rng.normal(size=(4, 4, 4)))), float(rng.uniform(0.0, 0.3)),
+                                  self.device)
+            image = _paste(rng, image, gt, g)
+        else:
+            source = labels[1] if plan["kind"] == "supervoxel" else labels[0]
+            gt = torch.zeros(source.shape, dtype=torch.bool, device=self.device)
+            for value in plan["values"]:
+                gt |= source == float(value)
+        others = (labels[0] > 0) & ~gt
+        return image, gt, others
+
+    # --- the batch: geometry, intensity, prompts ---------------------------------------------------------------
+    def _assemble(self, rngs, slots, g) -> dict:
+        images, gts, others, starts, voxel_mm = [], [], [], [], []
+        for rng, slot in zip(rngs, slots):
+            image, gt, other, start, order = _geometry(rng, slot["image"], slot["gt"], slot["others"],
+                                                       slot["roi"].to_patch(slot["first_scan"]))
+            images.append(_intensity(rng, image, self.options.get("contrast", "gamma"), g))
+            gts.append(gt), others.append(other), starts.append(start)
+            voxel_mm.append(slot["roi"].voxel_mm(slot["spacing"])[order])
+        gt, other = torch.stack(gts), torch.stack(others)
+        batch = len(slots)
+        voxel = torch.as_tensor(np.array(voxel_mm), device=self.device)
+        radius = [ball_radius(self.manifest, v) for v in voxel_mm]
+        examples = {"image": torch.stack(images), "gt": gt, "others": other, "voxel_mm": voxel,
+                    "radius": torch.tensor([r for r, _ in radius], dtype=torch.float64, device=self.device),
+                    "metric": torch.as_tensor(np.array([m for _, m in radius]), device=self.device),
+                    "rois": [slot["roi"] for slot in slots], "keys": [self.cases[slot["case"]]["key"] for slot in slots],
+                    "pos": torch.zeros(gt.shape, device=self.device), "neg": torch.zeros(gt.shape, device=self.device),
+                    "points": torch.zeros((batch, 0, 3), dtype=torch.float64, device=self.device),
+                    "positive": torch.zeros((batch, 0), dtype=torch.bool, device=self.device),
+                    "valid": torch.zeros((batch, 0), dtype=torch.bool, device=self.device)}
+
+        # Refinement of an imperfect mask (10 %), then the first prompt's kind, as make_example draws them.
+        refine = [rng.random() < 0.1 for rng in rngs]
+        previous = torch.zeros(gt.shape, device=self.device)
+        for b, rng in enumerate(rngs):
+            if refine[b]:
+                previous[b] = _perturbed(rng, gt[b]).float()
+        examples["previous"] = previous
+        kinds = [None if refine[b] else _prompt_kind(rng, self.options) for b, rng in enumerate(rngs)]
+        region = torch.zeros(gt.shape, device=self.device)
+        has_region = [False] * batch
+        for b, rng in enumerate(rngs):
+            if kinds[b] in ("box", "lasso"):
+                has_region[b] = _region_prompt(rng, gt[b], kinds[b], region[b], g)
+        examples["region"] = region
+
+        # The first click: where the ROI was centred, re-drawn inside the object when resampling moved it off.
+        start = torch.as_tensor(np.array(starts), device=self.device)
+        use_start = torch.tensor([not refine[b] and not has_region[b] for b in range(batch)], device=self.device)
+        inside = _inside(gt, start)
+        redraw = use_start & ~inside
+        if bool(redraw.any()):
+            coin = torch.tensor([rng.random() < 0.4 for rng in rngs], device=self.device)
+            start = torch.where(redraw[:, None], _first_positive(gt, voxel, coin, g), start)
+        examples["first"], examples["first_valid"] = start, use_start.clone()
+        self._add_clicks(examples, start[:, None], torch.ones((batch, 1), dtype=torch.bool, device=self.device),
+                         use_start[:, None])
+
+        scribble = [kinds[b] == "scribble" for b in range(batch)]
+        if any(scribble):
+            self._add_scribbles(examples, rngs, scribble, g)
+        initial = [not (has_region[b] and rng.random() < 0.5) and (bool(use_start[b]) or refine[b] or has_region[b])
+                   for b, rng in enumerate(rngs)]
+        self._add_initial_clicks(examples, rngs, initial, g)
+        return examples
+
+    def _add_clicks(self, examples: dict, points, positive, valid) -> None:
+        """Append clicks (B, n, 3) and draw their balls into the positive / negative maps."""
+        pos, neg = ops.ball_maps(points, positive, valid, examples["gt"].shape[1:], examples["radius"], examples["metric"])
+        examples["pos"] = torch.maximum(examples["pos"], pos)
+        examples["neg"] = torch.maximum(examples["neg"], neg)
+        examples["points"] = torch.cat([examples["points"], points.double()], 1)
+        examples["positive"] = torch.cat([examples["positive"], positive], 1)
+        examples["valid"] = torch.cat([examples["valid"], valid], 1)
+
+    def _add_initial_clicks(self, examples: dict, rngs, wanted, g) -> None:
+        """training.clicks.initial_clicks after the first click: 0-3 more positives, 0-3 negatives on the border
+        ring (50 %), other structures (40 %) or the background (10 %)."""
+        gt, others = examples["gt"], examples["others"]
+        device = self.device
+        n_pos = torch.tensor([_geometric(rng, 0.6, 3) if w else 0 for rng, w in zip(rngs, wanted)], device=device)
+        ring_width = [int(rng.integers(2, 7)) for rng in rngs]
+        n_neg = torch.tensor([_geometric(rng, 0.5, 3) if w else 0 for rng, w in zip(rngs, wanted)], device=device)
+        where = torch.tensor([[rng.random() for _ in range(3)] for rng in rngs], device=device)
+        points, found = ops.pick(gt, g, 3)
+        self._add_clicks(examples, points, torch.ones_like(found), found & (torch.arange(3, device=device) < n_pos[:, None]))
+        ring = ops.dilate(gt, ring_width) & ~gt
+        choices = (ring, others & ~gt, ~gt)
+        for c in range(3):
+            code = (where[:, c] >= 0.5).long() + (where[:, c] >= 0.9).long()
+            region = torch.stack([choices[int(k)][b] for b, k in enumerate(code.tolist())])
+            empty = ~region.flatten(1).any(1)
+            region = torch.where(empty.view(-1, 1, 1, 1), ring, region)
+            point, ok = ops.pick(region, g)
+            self._add_clicks(examples, point, torch.zeros_like(ok), ok & (c < n_neg)[:, None])
+
+    def _add_scribbles(self, examples: dict, rngs, wanted, g, samples: int = 64) -> None:
+        """training.prompt_sim.scribble_clicks: a polyline through 2-4 voxels of the object's core (positive, 80 %)
+        or of its ring / other structures, as balls along it where it stays in that region."""
+        gt, others, device = examples["gt"], examples["others"], self.device
+        sign = torch.tensor([rng.random() < 0.8 for rng in rngs], device=device)
+        width = [int(rng.integers(2, 6)) for rng in rngs]
+        use_others = torch.tensor([rng.random() < 0.5 for rng in rngs], device=device)
+        knots = torch.tensor([int(rng.integers(2, 5)) for rng in rngs], device=device)
+        core = ops.erode(gt, 1)
+        core = torch.where(core.flatten(1).any(1).view(-1, 1, 1, 1), core, gt)
+        ring = ops.dilate(gt, width) & ~gt
+        other = others & ~gt
+        outside = torch.where((use_others & other.flatten(1).any(1)).view(-1, 1, 1, 1), other, ring)
+        region = torch.where(sign.view(-1, 1, 1, 1), core, outside)
+        corners, ok = ops.pick(region, g, 4)
+        ok &= torch.arange(4, device=device) < knots[:, None]
+        ok &= torch.tensor(wanted, device=device)[:, None]
+        ok &= ok.sum(1, keepdim=True) >= 2
+        hi = torch.where(ok[..., None], corners, -np.inf).amax(1)
+        lo = torch.where(ok[..., None], corners, np.inf).amin(1)
+        axis = (hi - lo).nan_to_num(0.0).argmax(1)
+        key = torch.where(ok, corners.gather(2, axis.view(-1, 1, 1).expand(-1, 4, 1))[..., 0], np.inf)
+        order = key.argsort(1)
+        corners = corners.gather(1, order[..., None].expand(-1, -1, 3))
+        ok = ok.gather(1, order)
+        t = torch.linspace(0.0, 1.0, samples, device=device, dtype=torch.float64).view(1, 1, -1, 1)
+        a, b = corners[:, :-1, None], corners[:, 1:, None]
+        points = (a + t * (b - a)).reshape(len(rngs), -1, 3)
+        segment_ok = (ok[:, :-1] & ok[:, 1:])[..., None].expand(-1, -1, samples).reshape(len(rngs), -1)
+        index = points.round().long()
+        shape = gt.shape[1:]
+        flat = (index[..., 0] * shape[1] + index[..., 1]) * shape[2] + index[..., 2]
+        in_region = region.flatten(1).gather(1, flat.clamp(0, region[0].numel() - 1))
+        self._add_clicks(examples, points, sign[:, None].expand_as(segment_ok), segment_ok & in_region)
+
+
+# --- the CPU part: case, target, ROI -------------------------------------------------------------------------
+def plan_roi(rng, case: dict, manifest: dict, options: dict) -> dict | None:
+    """The target and ROI of one example, drawn as training.sampler.make_example draws them up to the ROI's
+    jitter (same rng, same order: the same seed gives the same case, target, first click and ROI)."""
+    draw = rng.random() if options else 1.0
+    cut = np.cumsum([options.get("union", 0.0), options.get("supervoxel", 0.0), options.get("synthetic", 0.0)])
+    plan: dict = {"spacing": np.asarray(case["spacing_kji"], dtype=np.float64)}
+    if draw < cut[0]:
+        target, plan["kind"] = _label_target(rng, case, union=True), "union"
+    elif draw < cut[1] and "supervoxels" in case:
+        target, plan["kind"] = _label_target(rng, case, supervoxels=True), "supervoxel"
+    elif draw < cut[2]:
+        target, plan["kind"] = _synthetic(rng, case, plan), "synthetic"
+    else:
+        target, plan["kind"] = _label_target(rng, case), "label"
+    if target is None:
+        return None
+    _, values, box, first_scan, _ = target
+    plan.update(values=values, box=box, first_scan=np.asarray(first_scan, dtype=np.float64))
+    known = rng.random() < 0.5
+    zoom = rng.uniform(0.75, 1.4) if known else rng.uniform(0.8, 1.3)
+    roi = choose_roi(manifest, case["label"].shape, plan["spacing"], [first_scan], box if known else None, zoom)
+    plan["roi"] = type(roi)(roi.start + rng.uniform(-0.1, 0.1, 3) * np.array(roi.shape) * roi.step, roi.step, roi.shape)
+    return plan
+
+
+def _synthetic(rng, case: dict, plan: dict):
+    """training.sampler._synthetic_target's draws (centre, semi-axes), kept for the device to draw the shape."""
+    shape = np.array(case["label"].shape)
+    centre = rng.uniform(0.15, 0.85, 3) * (shape - 1)
+    semi_mm = np.exp(rng.uniform(np.log(2.0), np.log(40.0), 3))
+    half = np.ceil(semi_mm / plan["spacing"]).astype(int)
+    box = tuple(slice(int(max(c - h, 0)), int(min(c + h + 1, n))) for c, h, n in zip(centre, half, shape))
+    plan.update(centre=centre, semi_mm=semi_mm)
+    return None, None, box, centre, None
+
+
+def _cpu_part(case: dict) -> dict:
+    """What the CPU keeps of a case: the label maps (for the target and its first click) and their boxes."""
+    part = {"key": case["key"], "label": case["label"], "spacing_kji": np.asarray(case["spacing_kji"], np.float64),
+            "values": np.asarray(case["values"]), "boxes": object_boxes(case["label"])}
+    if "supervoxels" in case:
+        part["supervoxels"] = case["supervoxels"]
+        part["sv_boxes"] = object_boxes(case["supervoxels"])
+        part["sv_values"] = np.array(sorted(part["sv_boxes"]), dtype=np.int32)
+    return part
+
+
+def _device_part(case: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(normalised image (1, 1, D, H, W), [label, supervoxels] (1, 2, D, H, W)) as float32 on the device.
+
+    The engine's percentile z-score of a dequantised uint8 crop is affine in the stored byte, and trilinear
+    resampling commutes with an affine map, so normalising once here equals normalising every patch."""
+    stats = case["stats"]
+    u8 = torch.from_numpy(np.ascontiguousarray(case["image_u8"])).to(device)
+    scale = (stats["hi"] - stats["lo"]) / 255.0
+    image = ((stats["lo"] + u8.float() * scale) - stats["mean"]) / stats["std"]
+    labels = [torch.from_numpy(np.asarray(case["label"], dtype=np.float32))]
+    sv = case.get("supervoxels")
+    labels.append(torch.from_numpy(np.asarray(sv, dtype=np.float32)) if sv is not None else torch.zeros(labels[0].shape))
+    return image[None, None].contiguous(), torch.stack(labels)[None].to(device)
+
+
+def load_cases(cache_dir: Path, keys: list, supervoxels: bool) -> list[dict]:
+    """Cases of the training cache (runs/cache) as the stream takes them: image_u8, label, supervoxels, stats."""
+    from .pseudo_objects import supervoxel_path
+
+    cases = []
+    for key in keys:
+        with np.load(Path(cache_dir) / (key.replace("/", "__") + ".npz")) as npz:
+            case = {name: npz[name] for name in npz.files}
+        case["stats"], case["key"] = json.loads(str(case["stats"])), key
+        path = supervoxel_path(cache_dir, key)
+        if supervoxels and path.exists():
+            with np.load(path) as npz:
+                case["supervoxels"] = npz["supervoxels"]
+        cases.append(case)
+    return cases
+
+
+# --- the device part, per example ---------------------------------------------------------------------------
+def _centred(noise: np.ndarray) -> np.ndarray:
+    return (noise - noise.mean()).astype(np.float32)
+
+
+def _paste(rng, image: torch.Tensor, mask: torch.Tensor, g) -> torch.Tensor:
+    """pseudo_objects.paste_shape: the shape painted with a random contrast, texture and soft edge."""
+    inside_sd = image.std().clamp_min(1e-6)
+    level = image[~mask].median() if bool((~mask).any()) else image.new_zeros(())
+    contrast = float(rng.uniform(0.8, 4.0)) * inside_sd * float(rng.choice([-1.0, 1.0]))
+    alpha = ops.gaussian(mask.float(), float(rng.uniform(0.3, 1.5)))
+    texture = ops.gaussian(torch.randn(image.shape, generator=g, device=image.device), float(rng.uniform(0.5, 2.0)))
+    fill = level + contrast + float(rng.uniform(0.0, 0.5)) * inside_sd * texture / texture.std().clamp_min(1e-6)
+    return image * (1 - alpha) + fill * alpha
+
+
+def _geometry(rng, image, gt, others, point):
+    """augment.augment_geometry: flips and an axis order, alike for the arrays and the point."""
+    point = np.asarray(point, dtype=np.float64).copy()
+    shape = np.array(image.shape)
+    flips = [axis for axis in range(3) if rng.random() < 0.5]
+    for axis in flips:
+        point[axis] = shape[axis] - 1 - point[axis]
+    order = rng.permutation(3)
+    moved = [a.flip(flips).permute(*order.tolist()).contiguous() if flips else a.permute(*order.tolist()).contiguous()
+             for a in (image, gt, others)]
+    return (*moved, point[order], order)
+
+
+def _intensity(rng, image: torch.Tensor, contrast: str, g) -> torch.Tensor:
+    """augment.augment_intensity on the device (same probabilities and ranges; see DIFFERENCES)."""
+    if rng.random() < 0.3:
+        image = ops.thick_slices(image, int(rng.integers(3)), int(rng.integers(2, 6)))
+    if contrast == "random" and rng.random() < 0.8:
+        image = _randomise_contrast(rng, image)
+    elif rng.random() < 0.5:
+        lo, hi = image.min(), image.max()
+        unit = (image - lo) / (hi - lo).clamp_min(1e-6)
+        image = lo + unit ** float(rng.uniform(0.6, 1.6)) * (hi - lo)
+    image = image * float(rng.uniform(0.85, 1.15)) + float(rng.uniform(-0.15, 0.15))
+    if rng.random() < 0.5:
+        image = image + torch.randn(image.shape, generator=g, device=image.device) * float(rng.uniform(0.02, 0.15))
+    return image.float()
+
+
+def _randomise_contrast(rng, image: torch.Tensor) -> torch.Tensor:
+    """augment.randomise_contrast: a random curve (its 64-entry table drawn by augment.random_curve itself), a
+    bias field, clipping to the patch's range, then blur or resolution loss."""
+    lo, hi = image.min(), image.max()
+    span = (hi - lo).clamp_min(1e-6)
+    unit = (image - lo) / span
+    if rng.random() < 0.7:
+        lut = random_curve(rng, np.linspace(0.0, 1.0, 64))
+        unit = ops.lookup(unit, torch.as_tensor(lut, dtype=torch.float32, device=image.device))
+    if rng.random() < 0.4:
+        coarse = torch.as_tensor(rng.normal(0.0, rng.uniform(0.1, 0.35), (3, 3, 3)), dtype=torch.float32, device=image.device)
+        unit = unit * ops.resize(coarse, image.shape, align_corners=True).exp()
+    image = lo + unit.clamp(0.0, 1.0) * span
+    if rng.random() < 0.25:
+        if rng.random() < 0.5:
+            return ops.gaussian(image, float(rng.uniform(0.4, 1.2)))
+        factor = rng.uniform(1.5, 3.0)
+        coarse = ops.resize(image, [max(1, round(n / factor)) for n in image.shape], align_corners=True)
+        return ops.resize(coarse, image.shape, align_corners=True)
+    return image
+
+
+def _perturbed(rng, gt: torch.Tensor) -> torch.Tensor:
+    """sampler.perturbed_mask: too big, too small or shifted by 1-3 voxels."""
+    how, steps = rng.integers(3), int(rng.integers(1, 4))
+    if how == 0:
+        return ops.dilate(gt[None], steps)[0]
+    if how == 1:
+        return ops.erode(gt[None], steps)[0]
+    return torch.roll(gt, tuple(int(s) for s in rng.integers(-steps, steps + 1, size=3)), dims=(0, 1, 2))
+
+
+def _region_prompt(rng, gt: torch.Tensor, kind: str, out: torch.Tensor, g) -> bool:
+    """prompt_sim.region_prompt into `out`: a box or lasso on an axis plane through a large cross-section."""
+    axis = int(rng.integers(3))
+    keep = rng.uniform(0.3, 0.9)
+    areas = gt.sum(tuple(a for a in range(3) if a != axis)).float()
+    if float(areas.max()) <= 0:
+        return False
+    candidates = areas >= keep * areas.max()
+    scores = torch.where(candidates, torch.rand(areas.shape, generator=g, device=gt.device), -1.0)
+    index = int(scores.argmax())
+    section = gt.select(axis, index)[None, None]  # (batch 1, one plane, rows, columns)
+    if kind == "lasso":
+        steps, coin = int(rng.integers(0, 2)), rng.random() < 0.5
+        if steps and coin:
+            section = ops.dilate(section, steps, plane_axis=0)
+        elif steps:
+            eroded = ops.erode(section, steps, plane_axis=0)
+            section = eroded if bool(eroded.any()) else section
+        filled = ops.fill_holes_2d(section[0], 0)[0]
+    else:
+        rows, cols = torch.nonzero(section[0, 0], as_tuple=True)
+        jitter = rng.integers(-1, 3, 4)
+        r0, r1 = max(int(rows.min()) - jitter[0], 0), min(int(rows.max()) + jitter[1], section.shape[2] - 1)
+        c0, c1 = max(int(cols.min()) - jitter[2], 0), min(int(cols.max()) + jitter[3], section.shape[3] - 1)
+        filled = torch.zeros(section.shape[2:], dtype=torch.bool, device=gt.device)
+        filled[r0:r1 + 1, c0:c1 + 1] = True
+    out.select(axis, index).copy_(filled.float())
+    return True
+
+
+def _inside(mask: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    index = points.round().long()
+    shape = torch.tensor(mask.shape[1:], device=mask.device)
+    ok = ((index >= 0) & (index < shape)).all(1)
+    index = torch.minimum(index.clamp_min(0), shape - 1)
+    flat = (index[:, 0] * mask.shape[2] + index[:, 1]) * mask.shape[3] + index[:, 2]
+    return ok & mask.flatten(1).gather(1, flat[:, None])[:, 0]
+
+
+def _first_positive(gt: torch.Tensor, voxel_mm: torch.Tensor, uniform: torch.Tensor, g) -> torch.Tensor:
+    """clicks.first_positive: 40 % anywhere in the object, 60 % in its deep core (depth > max / 1.7)."""
+    depth = ops.edt(gt, voxel_mm)
+    top = depth.amax((1, 2, 3)).view(-1, 1, 1, 1)
+    core = torch.where(uniform.view(-1, 1, 1, 1) | (top <= 0), gt, depth > top / 1.7)
+    return ops.pick(core, g)[0][:, 0]
+
+
+def _geometric(rng, p_zero: float, cap: int) -> int:
+    count = 0
+    while count < cap and rng.random() > p_zero:
+        count += 1
+    return count
