@@ -238,3 +238,32 @@ def test_a_missing_training_dependency_says_how_to_install_it(tmp_path, capsys, 
     monkeypatch.setitem(sys.modules, "paddle2onnx", None)
     assert main(["adapt", str(data), "--from", str(base_package), "--trainer", "paddle"]) == 2
     assert "pip install paddle2onnx" in capsys.readouterr().err
+
+
+# --- the benchmark's simulated user (benchmarks/adapt.py) ------------------------------------------------------------
+def test_benchmark_user_folder_finishes_the_first_scans_of_a_source(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("benchmark_adapt", REPO / "benchmarks" / "adapt.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    from training.folder_data import finished_scans, read_scan
+
+    source = tmp_path / "source"
+    source.mkdir()
+    cases = []
+    for n in range(4):
+        write_scan(source, f"case_{n:03d}", seed=200 + n)
+        cases.append({"case": f"case_{n:03d}", "image": f"case_{n:03d}.nii.gz", "label": f"case_{n:03d}_label.nii.gz",
+                      "label_names": {"1": "blob", "2": "small blob"}})
+    (source / "dataset.json").write_text(json.dumps({"cases": cases[::-1]}), encoding="utf-8")
+    listed = bench.source_cases(source)
+    assert [c["case"] for c in listed] == ["case_000", "case_001", "case_002", "case_003"]
+    folder = bench.user_folder(tmp_path / "user", source, listed[:3])
+    scans = finished_scans(folder)
+    assert [s.rel for s in scans] == ["case_000.nii.gz", "case_001.nii.gz", "case_002.nii.gz"]
+    assert read_scan(scans[0])[1].max() == 2  # the reference label, through the link
+    assert json.loads((folder / "EISegMed3D.json").read_text())["labels"][0] == {"name": "blob", "labelValue": 1}
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["source/case_001", "other/case_000"]}), encoding="utf-8")
+    assert bench.seen_in_training(source, listed, split) == ["source/case_001"]
