@@ -109,7 +109,10 @@ class ExampleStream:
         return examples
 
     def add_error_clicks(self, examples: list[dict], predictions: np.ndarray) -> list[dict]:
-        return self._map(_next_click, list(zip(examples, predictions)))
+        # In this process, not the pool: an error click costs ~10 ms, and the pool's worker is busy preparing the
+        # next step's examples, so waiting for it would serialise the two (same result either way: the click
+        # depends only on the example's own random state).
+        return [_next_click(pair) for pair in zip(examples, predictions)]
 
     def arrays(self, examples: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pairs = [to_arrays(e, self.manifest) for e in examples]

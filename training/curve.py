@@ -1,0 +1,124 @@
+"""The training curve: every snapshot of a run exported as a model package and judged on the validation split by
+the protocol's simulated user (and the bright-ellipsoid test), metric against examples seen.
+
+    python -m training.curve runs/cpu-universal-v2 --config training/configs/cpu_universal.json \\
+        --out benchmarks/results/universal_v2_curve [--max-clicks 10] [--every 2]
+
+Writes OUT/curve.json (one record per snapshot), OUT/curve.png, and keeps each package in OUT/packages/ (ignored
+by git: they are rebuilt from the snapshots). A snapshot already evaluated is not evaluated again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .data import DEFAULT_DATA
+from .train import ROOT, load_config
+
+SPINE = ["spine_mri_vertebral_bodies_t2", "spine_mri_vertebral_bodies_waterfat", "spine_mri_intervertebral_discs"]
+OTHER = ["ct_mr_totalsegmentator_examples", "lesion_mri_pyradiomics", "spinal_cord_mri_sct"]
+
+
+def snapshots(run_dir: Path, with_last: bool = True) -> list[tuple[int, Path]]:
+    """(step, weights) of every snapshot, and of the last checkpoint when it is newer than the last snapshot."""
+    found = sorted((int(p.stem.split("_")[1]), p) for p in (run_dir / "snapshots").glob("step_*.npz"))
+    last = run_dir / "paddle_weights.npz"
+    if with_last and last.exists() and (run_dir / "step.txt").exists():
+        step = int((run_dir / "step.txt").read_text())
+        if not found or step > found[-1][0]:
+            found.append((step, last))
+    return found
+
+
+def export(config: dict, weights: Path, out: Path, note: dict) -> Path:
+    from .package_model import package
+
+    if not (out / "model.json").exists():
+        package(config, weights, out, config.get("package_name", "eiseg-vnet-universal"),
+                "candidate of " + config["name"], note)
+    return out
+
+
+def judge(package: Path, data: Path, split: Path, max_clicks: int, out: Path) -> dict:
+    """Spine and other-structure validation metrics (model only) and the ellipsoid test of one package."""
+    from . import evaluate
+
+    record = {}
+    for group, folders in (("spine", SPINE), ("other", OTHER)):
+        args = evaluate.build_parser().parse_args([str(data / f) for f in folders] + [
+            "--model", str(package), "--backend", "onnx", "--max-clicks", str(max_clicks), "--baselines", "",
+            "--split", str(split), "--subset", "val", "--out", str(out / group), "--quiet"])
+        evaluate.run(args)
+        aggregate = json.loads((out / group / "evaluation.json").read_text())["runs"]["model"]["aggregates"]["all"]
+        record[group] = {k: aggregate[k] for k in ("objects", "dice@1", "dice@3", "dice@5", "dice@10", "iou@1", "iou@3",
+                                                   "iou@5", "iou@10", "noc@85", "auc") if k in aggregate}
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import ellipsoid
+
+    rows = ellipsoid.run(package)
+    record["ellipsoid"] = {"mean_dice": round(sum(r["dice"] for r in rows) / len(rows), 4),
+                           "min_dice": min(r["dice"] for r in rows), "rows": rows}
+    return record
+
+
+def plot(records: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seen = [r["examples"] for r in records]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for axis, (title, keys) in zip(axes, (("spine validation (IoU)", [("spine", "iou@1"), ("spine", "iou@3"), ("spine", "iou@10")]),
+                                          ("other validation (Dice)", [("other", "dice@1"), ("other", "dice@3"), ("other", "dice@10")]),
+                                          ("bright ellipsoid, 1 click (Dice)", [("ellipsoid", "mean_dice"), ("ellipsoid", "min_dice")]))):
+        for group, key in keys:
+            axis.plot(seen, [r[group][key] for r in records], marker="o", label=key)
+        axis.set_title(title)
+        axis.set_xlabel("examples seen in this run")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--split", type=Path, default=ROOT / "training" / "split.json")
+    parser.add_argument("--max-clicks", type=int, default=10)
+    parser.add_argument("--every", type=int, default=1, help="judge every n-th snapshot (the last one always)")
+    parser.add_argument("--snapshots-only", action="store_true", help="not the last checkpoint (while the run goes on)")
+    parser.add_argument("--baseline", type=Path, help="also judge this package (recorded as step 0, e.g. the bundled model)")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "curve.json"
+    records = json.loads(path.read_text()) if path.exists() else []
+    done = {r["step"] for r in records}
+    todo = snapshots(args.run_dir, with_last=not args.snapshots_only)
+    todo = [s for i, s in enumerate(todo) if i % args.every == 0 or i == len(todo) - 1]
+    jobs = ([(0, None)] if args.baseline and 0 not in done else []) + [s for s in todo if s[0] not in done]
+    for step, weights in jobs:
+        folder = args.out / "packages" / f"step_{step:07d}"
+        package = args.baseline if weights is None else export(config, weights, folder, {"run": config["name"], "step": step})
+        record = {"step": step, "examples": step * config["batch_size"], "package": str(package),
+                  **judge(package, args.data, args.split, args.max_clicks, folder / "evaluation")}
+        records = sorted([r for r in records if r["step"] != step] + [record], key=lambda r: r["step"])
+        path.write_text(json.dumps(records, indent=1) + "\n")
+        print(f"step {step}: spine IoU@3 {record['spine']['iou@3']:.3f} NoC@85 {record['spine']['noc@85']:.2f} | "
+              f"other Dice@3 {record['other']['dice@3']:.3f} AUC {record['other']['auc']:.3f} | "
+              f"ellipsoid {record['ellipsoid']['mean_dice']:.3f}", flush=True)
+    if records:
+        plot(records, args.out / "curve.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
