@@ -33,6 +33,8 @@ from inference.model_choice import MODELS_FOLDER, STATE_NAME, stopped_runs
 
 from .folder_data import AdaptError, FinishedScan, finished_scans, object_values, read_scan, write_cache
 
+ROOT = Path(__file__).resolve().parents[1]
+
 PACKAGE_PREFIX = "adapted-"
 SUMMARY_KEYS = ("objects", "iou@1", "iou@3", "iou@5", "dice@1", "dice@3", "dice@5", "noc@85", "nof@85")
 BETTER_BY = 0.005  # mIoU@3 must rise by at least this to call the adapted model better (and offer it)
@@ -193,10 +195,29 @@ def training_manifest(base: dict) -> dict:
     return {k: v for k, v in base.items() if k not in drop}
 
 
-def training_config(work: Path, network: dict, args: dict) -> dict:
+RECIPE_KEYS = ("precision", "band_weight", "max_click_passes", "sampling")  # loss and prompt simulation
+
+
+def base_recipe(manifest: dict) -> dict:
+    """The loss and prompt-simulation settings the base model was trained with, so adapting continues the same
+    recipe: its manifest's training.config (an adapted model records it), else the config file of its last
+    training run (training.runs[-1].config, a path in this repository), else none (the loop's defaults)."""
+    training = manifest.get("training") or {}
+    config = training.get("config")
+    if not isinstance(config, dict):
+        runs = training.get("runs") or [{}]
+        path = ROOT / str(runs[-1].get("config", "")) if isinstance(runs[-1], dict) else None
+        try:
+            config = json.loads(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            config = {}
+    return {key: config[key] for key in RECIPE_KEYS if key in config}
+
+
+def training_config(work: Path, network: dict, recipe: dict, args: dict) -> dict:
     return {"name": "adapt", "seed": args["seed"], "steps": args["steps"] or 10 ** 6,
             "batch_size": args["batch_size"], "lr": args["lr"], "warmup": args["warmup"], "weight_decay": 1e-4,
-            "checkpoint_every": 10, "max_click_passes": 3, "workers": 0, "network": network,
+            "checkpoint_every": 10, "max_click_passes": 3, "workers": 0, **recipe, "network": network,
             "manifest": str(work / "base_manifest.json"), "split": str(work / "split.json"),
             "cache": str(work / "cache")}
 
@@ -373,7 +394,7 @@ def _continue(work, state, base, scans, trainer_class, load_init, weights_name, 
         state["before"] = judge(base, eval_folder, options["eval_clicks"], report, "before")
         _write_json(work / STATE_NAME, state)
 
-    config = training_config(work, network, options)
+    config = training_config(work, network, base_recipe(base_manifest), options)
     _write_json(work / "config.json", config)
     run_dir = work / "run"
     if not _train(config, run_dir, state, work, trainer_class, load_init, report):
@@ -473,6 +494,7 @@ def _export(config, weights: Path, work: Path, state: dict, base_manifest: dict,
         "data_dir": state["data_dir"], "scans_used": state["train"], "held_back": state["held_back"],
         "steps": state["steps"], "examples_seen": state["steps"] * config["batch_size"],
         "minutes": round(state["train_seconds"] / 60, 2), "minutes_asked": options["minutes"],
+        "config": {key: config[key] for key in RECIPE_KEYS if key in config},
         "trainer": options["trainer"], "recipe": "training.train.run (the project's click-simulation training), "
         f"lr {options['lr']:g} with {options['warmup']} warm-up steps then cosine over the time given, batch "
         f"{config['batch_size']}, from the base model's weights",

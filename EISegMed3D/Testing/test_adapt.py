@@ -71,6 +71,7 @@ def test_adapt_prints_the_package_folder_last_and_it_got_better(adapted, base_pa
     assert training["steps"] == 40 and training["examples_seen"] == 80
     assert training["adapted_from"]["name"] == "tiny-untrained" and Path(training["adapted_from"]["path"]) == base_package
     assert 0 < training["minutes"] < 10
+    assert training["config"] == {"max_click_passes": 3}  # the recipe it trained with, for a next adaptation
     assert manifest["network"]["base"] == 4 and manifest["patch_shape"] == [32, 32, 32]
     assert max(manifest["export"]["parity_max_abs_diff"].values()) <= 1e-4
     assert set(manifest["files"]) == {"paddle", "paddle_legacy", "onnx"}
@@ -173,6 +174,19 @@ def test_verdict_calls_better_only_above_the_margin():
     assert verdict({"iou@3": 0.6}, {"iou@3": 0.602}) == "unchanged"
     assert verdict({"iou@3": 0.6}, {"iou@3": 0.5}) == "worse"
     assert verdict(None, {"iou@3": 0.9}) == "not checked"
+
+
+def test_adapting_continues_the_base_models_loss_and_prompt_recipe(tmp_path):
+    from training.adapt import base_recipe, training_config
+
+    recorded = {"training": {"config": {"band_weight": 3.0, "sampling": {"box": 0.1}, "lr": 0.5, "steps": 9}}}
+    assert base_recipe(recorded) == {"band_weight": 3.0, "sampling": {"box": 0.1}}  # not its lr or length
+    by_run = {"training": {"runs": [{"config": "training/configs/smoke.json"}]}}
+    assert base_recipe(by_run) == {"max_click_passes": 1}
+    assert base_recipe({"training": {"runs": [{"config": "no/such.json"}]}}) == {} == base_recipe({})
+    config = training_config(tmp_path, {"base": 4}, base_recipe(recorded),
+                             {"seed": 0, "steps": None, "batch_size": 2, "lr": 1e-4, "warmup": 5})
+    assert config["band_weight"] == 3.0 and config["lr"] == 1e-4 and config["network"] == {"base": 4}
 
 
 # --- clear errors ----------------------------------------------------------------------------------------------------
