@@ -32,6 +32,17 @@ def snapshots(run_dir: Path, with_last: bool = True) -> list[tuple[int, Path]]:
     return found
 
 
+def examples_seen(run_dir: Path, default_batch: int) -> dict:
+    """{step: examples seen before it} from the run's log (lines written before the log said how many examples a
+    step had count `default_batch`; a run may change its batch size when resumed)."""
+    seen, total = {}, 0
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        total += record.get("examples", default_batch)
+        seen[record["step"] + 1] = total
+    return seen
+
+
 def export(config: dict, weights: Path, out: Path, note: dict) -> Path:
     from .package_model import package
 
@@ -94,6 +105,8 @@ def main(argv=None) -> int:
     parser.add_argument("--split", type=Path, default=ROOT / "training" / "split.json")
     parser.add_argument("--max-clicks", type=int, default=10)
     parser.add_argument("--every", type=int, default=1, help="judge every n-th snapshot (the last one always)")
+    parser.add_argument("--logged-batch", type=int, default=None,
+                        help="examples per step of log lines that do not say (default: the config's batch size)")
     parser.add_argument("--snapshots-only", action="store_true", help="not the last checkpoint (while the run goes on)")
     parser.add_argument("--baseline", type=Path, help="also judge this package (recorded as step 0, e.g. the bundled model)")
     args = parser.parse_args(argv)
@@ -104,11 +117,12 @@ def main(argv=None) -> int:
     done = {r["step"] for r in records}
     todo = snapshots(args.run_dir, with_last=not args.snapshots_only)
     todo = [s for i, s in enumerate(todo) if i % args.every == 0 or i == len(todo) - 1]
+    seen = examples_seen(args.run_dir, args.logged_batch or config["batch_size"])
     jobs = ([(0, None)] if args.baseline and 0 not in done else []) + [s for s in todo if s[0] not in done]
     for step, weights in jobs:
         folder = args.out / "packages" / f"step_{step:07d}"
         package = args.baseline if weights is None else export(config, weights, folder, {"run": config["name"], "step": step})
-        record = {"step": step, "examples": step * config["batch_size"], "package": str(package),
+        record = {"step": step, "examples": seen.get(step, 0), "package": str(package),
                   **judge(package, args.data, args.split, args.max_clicks, folder / "evaluation")}
         records = sorted([r for r in records if r["step"] != step] + [record], key=lambda r: r["step"])
         path.write_text(json.dumps(records, indent=1) + "\n")

@@ -74,7 +74,8 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
             loss = trainer.train_step(images, clicks, targets, learning_rate(config, step, time_fraction))
             bar.set_postfix(loss=f"{loss:.3f}", passes=int(passes))
             if log:
-                log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(elapsed, 1)}) + "\n")
+                log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(elapsed, 1),
+                                      "examples": len(examples) * getattr(trainer, "world", 1)}) + "\n")
             done = step + 1
             if done % config.get("checkpoint_every", 50) == 0 or done == total:
                 trainer.save(run_dir, done)
