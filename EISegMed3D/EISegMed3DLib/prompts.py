@@ -38,10 +38,15 @@ def boxFromROI(roiNode) -> WorldPrompt:
     rectangle), edges along the ROI's axes, in world RAS."""
     object_to_world = to_numpy(roiNode.GetObjectToWorldMatrix())
     size = np.array(roiNode.GetSize(), dtype=np.float64)
-    thin = int(np.argmin(size * np.linalg.norm(object_to_world[:3, :3], axis=0)))
+    world_size = size * np.linalg.norm(object_to_world[:3, :3], axis=0)
+    thin = int(np.argmin(world_size))
     first, second = [a for a in range(3) if a != thin]
     if size[first] <= 0 or size[second] <= 0:
         raise ClickError(f"{roiNode.GetName()}: ROI of size {size.tolist()} spans no rectangle")
+    if world_size[thin] > 0 and min(world_size[first], world_size[second]) <= world_size[thin] * (1 + 1e-6):
+        # Slicer pads a ROI drawn on a slice to its shorter side: then two sides tie and either could be the slice
+        raise ClickError(f"{roiNode.GetName()}: ROI of size {size.tolist()} has no single thinnest side, so its slice "
+                         "plane is unknown: set its size across the slice to 0, or draw it with the module's Box button")
     corners = []  # in object coordinates the ROI is centred on the origin, along its own axes
     for du, dv in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
         offset = np.zeros(4)
