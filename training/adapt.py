@@ -8,7 +8,8 @@
 2. The base model (default: the folder's chosen model, else the bundled one) is judged on the held-back scans
    by the protocol's simulated user (training.evaluation), then fine-tuned with the shared training loop
    (training.train.run: same sampler, click simulation and loss) from the package's own weights, with the
-   network settings of its manifest, for the minutes given. Ctrl-C (or SIGTERM) stops after the current step
+   network settings of its manifest and the loss / prompt recipe it was trained with (base_recipe), for the
+   minutes given. Ctrl-C (or SIGTERM) stops after the current step
    with a checkpoint; --resume continues it.
 3. The result is exported as a complete package (Paddle graph, legacy pair, ONNX, parity checked) into
    DATA_DIR/EISegMed3D-models/adapted-<time>/ and judged the same way. Its model.json names the base model,
