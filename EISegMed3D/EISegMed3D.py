@@ -37,6 +37,11 @@ SHORTCUTS = (  # key, widget method, help text; none clashes with the Segment Ed
     ("Ctrl+Alt+F", "onFinishScan", "finish scan"),
     ("Ctrl+Alt+PgDown", "onNextScan", "next scan"),
     ("Ctrl+Alt+PgUp", "onPrevScan", "previous scan"),
+    ("Shift+B", "onBoxPrompt", "draw a box (model with a region input)"),
+    ("l", "onLassoPrompt", "draw a lasso"),
+    ("Shift+L", "onNegativeLassoPrompt", "draw a negative lasso (not the object)"),
+    ("d", "onScribblePrompt", "draw a scribble"),
+    ("Shift+D", "onNegativeScribblePrompt", "draw a negative scribble"),
 )
 SETTINGS = "EISegMed3D/"
 DIALOG_AFTER_S = 2.0
@@ -54,8 +59,9 @@ class EISegMed3D(ScriptedLoadableModule):
         keys = "".join(f"<li><b>{key}</b>: {text}</li>" for key, _, text in SHORTCUTS)
         parent.helpText = ("Interactive 3D segmentation by clicks: place positive (green) and negative (red) points; "
                            "each point updates the selected segment (other segments follow the Segment Editor's "
-                           "masking settings). Drag or delete a point to re-run. Shortcuts (active while the module "
-                           f"is shown):<ul>{keys}</ul>")
+                           "masking settings). Drag or delete a point to re-run. Box, Lasso and Scribble draw a "
+                           "prompt on one slice of any view (right-click or double-click ends a lasso or scribble). "
+                           f"Shortcuts (active while the module is shown):<ul>{keys}</ul>")
         parent.acknowledgementText = "A from-scratch successor of EISeg-Med3D (PaddleSeg, Apache-2.0)."
 
 
@@ -104,6 +110,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._makeLogic()
         self._restoreSettings()
         self.adapt = AdaptController(self)  # "Adapt model to this folder" under Model Settings (issue 11)
+        self.prompts = PromptController(self)  # Box / Lasso / Scribble buttons (issue 12)
         ui.progressTable.setColumnCount(2)
         ui.progressTable.setHorizontalHeaderLabels(["Scan", "Finished"])
         ui.progressTable.horizontalHeader().setStretchLastSection(True)
@@ -244,6 +251,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._removeShortcuts()
         for widget in (self.ui.positivePointPlaceWidget, self.ui.negativePointPlaceWidget):
             widget.setPlaceModeEnabled(False)
+        self.prompts.cancel()
         editor = self.ui.embeddedSegmentEditorWidget
         editor.setActiveEffect(None)  # as the Segment Editor module does: no effect stays active elsewhere
         editor.removeViewObservations()
@@ -275,6 +283,8 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.worker.stop()
         if hasattr(self, "adapt"):
             self.adapt.cleanup()  # a running adaptation stops with a checkpoint
+        if hasattr(self, "prompts"):
+            self.prompts.cancel()
 
     def onSceneStartClose(self, caller=None, event=None):
         from EISegMed3DLib.helper_nodes import masking_settings
@@ -282,6 +292,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._generation += 1  # a model run still in flight belongs to the closing scene: its result is dropped
         self._again = False
         self._masking = masking_settings(self.ui.embeddedSegmentEditorWidget.mrmlSegmentEditorNode())
+        self.prompts.cancel()  # the drawing's helper node goes with the scene
         self.autosave()
         if self.logic is not None:
             # Node IDs are reused after a close: the logic must not keep (and later remove) IDs of its old nodes.
@@ -366,6 +377,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.onSegmentChanged(self.ui.embeddedSegmentEditorWidget.currentSegmentID())
         if self._again:
             self._requestRun()
+        self.prompts.runPending()  # a box / lasso / scribble drawn while the model ran
 
     def _waitDialog(self, run):
         """Window-modal (input to the main window waits) but no nested loop: show() returns at once."""
@@ -492,6 +504,7 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self.ui.modelInfoLabel.text = outcome.result
         self._status("Model loaded: place points")
+        self.prompts.updateButtons()  # a box needs a model with a region input
         self._segmentPending = True  # show the clicks of the segment selected meanwhile
 
     # --- clicks -----------------------------------------------------------------------------------------------
@@ -596,6 +609,22 @@ class EISegMed3DWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onFinishSegment(self):
         if self._ready() and self._guard(self.logic.finishSegment) is not None:
             self.showClicks([])
+
+    # --- box / lasso / scribble (PromptController) --------------------------------------------------------------
+    def onBoxPrompt(self):
+        self.prompts.toggle("box", True)
+
+    def onLassoPrompt(self):
+        self.prompts.toggle("lasso", True)
+
+    def onNegativeLassoPrompt(self):
+        self.prompts.toggle("lasso", False)
+
+    def onScribblePrompt(self):
+        self.prompts.toggle("scribble", True)
+
+    def onNegativeScribblePrompt(self):
+        self.prompts.toggle("scribble", False)
 
     # --- scans ------------------------------------------------------------------------------------------------
     def _navigate(self, name, *args):
@@ -863,6 +892,127 @@ class AdaptController:
             self.useModel(str(package))
 
 
+class PromptController:
+    """The Box / Lasso / Scribble buttons (issue 12): each starts drawing a prompt on one slice of any view for the
+    selected segment; when Slicer ends the placement the prompt runs on the worker like a click (same busy guard,
+    undo, outside-edit check). A prompt finished while the model runs waits for it. The Qt-free part (markups
+    node, place mode, reading the prompt, which model takes which prompt) is EISegMed3DLib.prompt_placement."""
+
+    BUTTONS = (("box", "promptBoxButton"), ("lasso", "promptLassoButton"), ("scribble", "promptScribbleButton"))
+
+    def __init__(self, widget):
+        self.widget = widget
+        self.placement = None  # EISegMed3DLib.prompt_placement.PromptPlacement, made on first use (engine imports)
+        self.pending = []  # (WorldPrompt, (volume, segmentation, segment ID)) waiting for the worker
+        ui = widget.ui
+        for kind, name in self.BUTTONS:
+            getattr(ui, name).connect("clicked()",
+                                      lambda kind=kind: self.toggle(kind, not ui.promptNegativeCheckBox.checked))
+        self.updateButtons()
+
+    def toggle(self, kind, positive):
+        """Start drawing; the same button (or key) again while drawing that prompt cancels it."""
+        if self.placement is not None and self.placement.kind == kind and self.placement.positive == positive:
+            self.placement.cancel()
+            return
+        self.start(kind, positive)
+
+    def start(self, kind, positive):
+        w = self.widget
+        if w.logic is None and not (w.ensureDependencies() and w._makeLogic()):
+            return self.updateButtons()
+        from EISegMed3DLib.prompt_placement import PromptPlacement, prompt_availability  # needs the engine's packages
+
+        enabled, why = prompt_availability(w.logic, kind, positive)
+        if not enabled:
+            w._status(why)
+            return self.updateButtons()
+        try:
+            w._target()  # a segment must be selected to draw for
+        except RuntimeError as error:
+            w._status(str(error))
+            return self.updateButtons()
+        if self.placement is None:
+            app = slicer.app.applicationLogic()
+            self.placement = PromptPlacement(slicer.mrmlScene, app.GetInteractionNode(), app.GetSelectionNode(),
+                                             self._ended, defer=lambda fn: qt.QTimer.singleShot(0, fn))
+        self.placement.start(kind, positive)
+        w._status(why)
+        self.updateButtons()
+
+    def _ended(self, prompt, message):
+        w = self.widget
+        if message:
+            w._status(message)
+        self.updateButtons()
+        if prompt is None:
+            return
+        try:
+            target = w._target()  # the segment selected when the drawing ended, even if it runs later
+        except RuntimeError as error:
+            w._status(str(error))
+            return
+        self.pending.append((prompt, target))
+        self.runPending()
+
+    def runPending(self):
+        """Run the next drawn prompt unless the worker or pip is busy (called again when a run is over)."""
+        from EISegMed3DLib.prompts import planPrompt
+
+        w = self.widget
+        if not self.pending or w._run is not None or w._install is not None:
+            return
+        prompt, target = self.pending.pop(0)
+        volume, seg, segment_id = target
+        try:
+            job = planPrompt(w.logic, volume, seg, segment_id, prompt)
+        except Exception as error:  # e.g. the segment was removed meanwhile
+            w._status(str(error))
+            return
+        w._status(f"Running the {prompt.kind}...")
+        w._startRun(job.run, lambda outcome, cancelled: self._done(job, (prompt, target), outcome, cancelled))
+
+    def _done(self, job, entry, outcome, cancelled):
+        prompt, (volume, seg, _) = entry
+        w = self.widget
+        if outcome.error is not None or outcome.superseded or cancelled:
+            w._clickDone(job, volume, seg, outcome, cancelled)  # the same recovery as a failed click
+            return
+        with slicer.util.RenderBlocker():
+            written = w.logic.applyJob(job, outcome.result, volume, seg)
+        if written is None:  # painted while the model ran: run the prompt again, on top of the edit
+            self.pending.insert(0, entry)
+            w._status(f"The segment was edited while the model ran: running the {prompt.kind} again on top of the edit")
+            return
+        result = outcome.result
+        w._status(f"Last {prompt.kind}: {result.latency_s:.2f} s (model {result.model_s:.2f} s)")
+
+    def updateButtons(self):
+        """Enabled when the loaded model takes the prompt; the tooltip says how to draw it, or why not."""
+        w, ui = self.widget, self.widget.ui
+        drawing = self.placement.kind if self.placement is not None else None
+        keys = {method: key for key, method, _ in SHORTCUTS}
+        for kind, name in self.BUTTONS:
+            button = getattr(ui, name)
+            if w.logic is None or w.logic.session is None:
+                enabled, why = False, "Load a model first (Model Settings -> Load Static Model)"
+            else:
+                from EISegMed3DLib.prompt_placement import prompt_availability
+
+                enabled, why = prompt_availability(w.logic, kind)
+            key = keys[f"on{kind.capitalize()}Prompt"]
+            negative = keys.get(f"onNegative{kind.capitalize()}Prompt")
+            button.enabled = enabled
+            button.toolTip = why + (f" [{key}" + (f", negative {negative}]" if negative else "]") if enabled else "")
+            button.checked = drawing == kind
+
+    def cancel(self):
+        """Scene close, leaving the module, reload: nothing drawn is kept or run."""
+        self.pending = []
+        if self.placement is not None:
+            self.placement.cancel()
+
+
 class EISegMed3DLogic(ScriptedLoadableModuleLogic):
     """For the Python console, without the module's widget (slicer.util.getModuleLogic needs the widget):
 
@@ -899,7 +1049,7 @@ class EISegMed3DTest(ScriptedLoadableModuleTest):
         self._ensureDependencies()
         for test in (self.test_widget_end_to_end, self.test_hover_without_a_segment_opens_no_dialog,
                      self.test_scene_close_during_a_run_drops_the_result, self.test_masking_settings_survive_close,
-                     self.test_console_example_without_the_widget):
+                     self.test_console_example_without_the_widget, self.test_prompts_drawn_in_the_widget):
             self.setUp()
             test()
 
@@ -922,6 +1072,15 @@ class EISegMed3DTest(ScriptedLoadableModuleTest):
         deadline = time.monotonic() + timeout
         while widget._run is not None or widget._again:
             self.assertLess(time.monotonic(), deadline, "the model run did not finish")
+            slicer.app.processEvents()
+            time.sleep(0.01)
+
+    def _waitPrompt(self, widget, timeout=120.0):
+        """Test only: let the event loop run until the drawn prompt was read (deferred) and its run is over."""
+        deadline = time.monotonic() + timeout
+        prompts = widget.prompts
+        while prompts.placement.node is not None or prompts.pending or widget._run is not None or widget._again:
+            self.assertLess(time.monotonic(), deadline, "the prompt did not run")
             slicer.app.processEvents()
             time.sleep(0.01)
 
@@ -982,6 +1141,76 @@ class EISegMed3DTest(ScriptedLoadableModuleTest):
         widget.onFinishScan()
         self.assertIn("Finished: 1 / Total: 2", widget.ui.progressLabel.text)
         self.delayDisplay("EISegMed3D end-to-end test passed")
+
+    def test_prompts_drawn_in_the_widget(self):
+        """Box / Lasso / Scribble: markups placed as Slicer's place mode leaves them, the end of placement as a
+        right-click gives it, the result in the segment, undo and redo through the module; sagittal and coronal
+        slices. The bundled model has no region input, so the box is refused (the box itself is covered headless
+        in Testing/test_prompt_placement.py with a region model)."""
+        widget = self._widget()
+        self._loadModel(widget)
+        folder, volume, seg, segment_id, point = self._openFolderWithSegment(widget)
+        ui = widget.ui
+        interaction = slicer.app.applicationLogic().GetInteractionNode()
+        ijk_to_ras = vtk.vtkMatrix4x4()
+        volume.GetIJKToRASMatrix(ijk_to_ras)
+
+        def ras(i, j, k):
+            return vtk.vtkVector3d(*ijk_to_ras.MultiplyPoint((i, j, k, 1))[:3])
+
+        def voxels(segment=segment_id):
+            return int(slicer.util.arrayFromSegmentBinaryLabelmap(seg, segment, volume).sum())
+
+        self.assertFalse(ui.promptBoxButton.enabled)
+        self.assertIn("'region' input", ui.promptBoxButton.toolTip)
+        widget.onBoxPrompt()
+        self.assertIn("'region' input", ui.statusLabel.text)
+        self.assertTrue(ui.promptLassoButton.enabled and ui.promptScribbleButton.enabled)
+
+        widget.onLassoPrompt()  # positive lasso on the sagittal slice i = 24 around the bright block
+        lasso = widget.prompts.placement.node
+        self.assertTrue(lasso.IsA("vtkMRMLMarkupsClosedCurveNode") and ui.promptLassoButton.checked)
+        self.assertEqual(interaction.GetCurrentInteractionMode(), interaction.Place)
+        for j, k in ((17, 9), (31, 9), (31, 15), (17, 15)):
+            lasso.AddControlPointWorld(ras(24, j, k))
+        interaction.SwitchToViewTransformMode()  # what a right-click or double-click in the view does
+        self._waitPrompt(widget)
+        after_lasso = voxels()
+        self.assertGreater(after_lasso, 0, "a positive lasso must paint the segment")
+        self.assertIsNone(lasso.GetScene(), "the drawn markup is removed once read")
+        self.assertFalse(ui.promptLassoButton.checked)
+
+        widget.onNegativeScribblePrompt()  # a negative stroke across the block on the coronal slice j = 24
+        stroke = widget.prompts.placement.node
+        for i, k in ((17, 12), (24, 12), (31, 12)):
+            stroke.AddControlPointWorld(ras(i, 24, k))
+        interaction.SwitchToViewTransformMode()
+        self._waitPrompt(widget)
+        self.assertEqual([p.kind for p in widget.logic._current.applied], ["lasso", "scribble"])
+        widget.onUndo()
+        self.assertEqual(voxels(), after_lasso)
+        widget.onUndo()
+        self.assertEqual(voxels(), 0)
+        widget.onRedo()
+        self.assertEqual(voxels(), after_lasso)
+
+        widget.onLassoPrompt()  # the point buttons take over: the unfinished lasso goes
+        unfinished = widget.prompts.placement.node
+        unfinished.AddControlPointWorld(ras(20, 20, 12))
+        widget.setPositiveMode()
+        self.assertIsNone(unfinished.GetScene())
+        self.assertIn("cancelled", ui.statusLabel.text)
+
+        widget.onFinishSegment()
+        second = seg.GetSegmentation().AddEmptySegment("", "second")
+        ui.embeddedSegmentEditorWidget.setCurrentSegmentID(second)
+        widget.onScribblePrompt()  # a positive stroke along the block on the sagittal slice i = 20
+        stroke = widget.prompts.placement.node
+        for j, k in ((18, 10), (24, 12), (30, 14)):
+            stroke.AddControlPointWorld(ras(20, j, k))
+        interaction.SwitchToViewTransformMode()
+        self._waitPrompt(widget)
+        self.assertGreater(voxels(second), 0, "a positive scribble must paint the selected segment")
 
     def test_hover_without_a_segment_opens_no_dialog(self):
         widget = self._widget()

@@ -20,6 +20,9 @@ CONTROLS = {  # issue 4, item 2: name -> widget class
     "finishSegmentButton": "QPushButton", "finishScanButton": "QPushButton",
     "embeddedSegmentEditorWidget": "qMRMLSegmentEditorWidget", "opacitySlider": "ctkSliderWidget",
     "progressBar": "QProgressBar", "progressLabel": "QLabel", "progressTable": "QTableWidget", "statusLabel": "QLabel",
+    # issue 12, item 4: prompts beyond points
+    "promptBoxButton": "QPushButton", "promptLassoButton": "QPushButton", "promptScribbleButton": "QPushButton",
+    "promptNegativeCheckBox": "QCheckBox",
 }
 
 
