@@ -94,6 +94,7 @@ class PromptPlacement:
         self._corner, self._layout, self._oriented = None, "", False
         self._observe(node, node.PointModifiedEvent, self._on_point_modified)
         self._observe(node, node.PointPositionDefinedEvent, self._on_point_defined)
+        self._observe(node, node.PointRemovedEvent, self._on_point_removed)
         self._observe(self.interaction, self.interaction.EndPlacementEvent, self._on_end_placement)
         self._observe(self.selection, self.selection.ActivePlaceNodeIDChangedEvent, self._on_active_changed)
         # as vtkSlicerMarkupsLogic::SetActiveList and qSlicerMarkupsPlaceWidget::setPlaceModeEnabled (single place)
@@ -140,6 +141,13 @@ class PromptPlacement:
             frame[:3, 3] = self._corner
             self.node.SetAndObserveObjectToNodeMatrix(to_vtk(frame))
             self._oriented = True
+
+    def _on_point_removed(self):
+        """Backspace / Delete while placing removes the last placed point: a ROI whose corner went starts over."""
+        if self.kind != "box" or self._corner is None or self.node.GetNumberOfDefinedControlPoints() > 0:
+            return
+        self._corner, self._oriented = None, False
+        self.node.SetAndObserveObjectToNodeMatrix(to_vtk(np.eye(4)))
 
     def _on_end_placement(self):
         if self.node is not None:

@@ -151,6 +151,22 @@ def test_a_box_in_an_oblique_view_follows_the_view(scene):
     _same_rectangle(prompt.points, [first, first + 12.0 * u, second, first - 8.0 * v])
 
 
+def test_a_box_whose_first_corner_was_deleted_starts_over_in_the_next_view(scene):
+    drawing = Drawing(scene)
+    red = drawing.view("Red", AXIAL, (0.0, 0.0, 5.0))
+    yellow = drawing.view("Yellow", SAGITTAL, (3.0, 0.0, 0.0))
+    drawing.placement.start("box")
+    drawing.place([(0.0, 0.0, 5.0)], view=red, hover_after=(4.0, 4.0, 5.0))
+    node = drawing.placement.node
+    node.RemoveNthControlPoint(0)  # Backspace in place mode: vtkSlicerMarkupsWidget deletes the placed point
+    node.RemoveNthControlPoint(0)  # the mouse leaves the view: the preview goes too
+    first, second = np.array([3.0, 2.0, 1.0]), np.array([3.0, 12.0, 21.0])
+    drawing.place([first, second], view=yellow)
+    drawing.end()
+    ((prompt, _),) = drawing.ended
+    _same_rectangle(prompt.points, [first, (3.0, 12.0, 1.0), second, (3.0, 2.0, 21.0)])
+
+
 def test_a_box_without_a_view_takes_its_plane_from_the_first_corner(scene):
     """A script placing the corners (no slice view in the scene): the axial rectangle, not the coronal one the
     padded ROI's first thin side would give."""
