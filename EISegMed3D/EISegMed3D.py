@@ -1211,6 +1211,47 @@ class EISegMed3DTest(ScriptedLoadableModuleTest):
         interaction.SwitchToViewTransformMode()
         self._waitPrompt(widget)
         self.assertGreater(voxels(second), 0, "a positive scribble must paint the selected segment")
+        self._boxInTheYellowView()
+
+    def _boxInTheYellowView(self):
+        """A box drawn in the application's own sagittal view, as its markups widget places the corners (preview,
+        then click, in that view), is the rectangle of the two corners on that view's plane. Read only: the bundled
+        model takes no box."""
+        import numpy as np
+
+        from EISegMed3DLib.prompt_placement import PromptPlacement
+
+        app = slicer.app.applicationLogic()
+        ended = []
+        placement = PromptPlacement(slicer.mrmlScene, app.GetInteractionNode(), app.GetSelectionNode(),
+                                    lambda prompt, message: ended.append((prompt, message)),
+                                    defer=lambda fn: qt.QTimer.singleShot(0, fn))  # as the widget's
+        yellow = slicer.app.layoutManager().sliceWidget("Yellow").mrmlSliceNode()
+        xy_to_ras = yellow.GetXYToRAS()
+        corners = [np.array(xy_to_ras.MultiplyPoint((x, y, 0, 1))[:3]) for x, y in ((20, 30), (90, 60))]
+        roi = placement.start("box")
+        display = roi.GetDisplayNode()
+        for corner in corners:
+            event = slicer.vtkMRMLInteractionEventData()
+            event.SetWorldPosition(list(corner))
+            index = display.UpdateActiveControlPointWorld(-1, event, [1, 0, 0, 0, 1, 0, 0, 0, 1], yellow.GetID(), "",
+                                                          roi.PositionPreview)
+            display.UpdateActiveControlPointWorld(index, event, [1, 0, 0, 0, 1, 0, 0, 0, 1], yellow.GetID(), "",
+                                                  roi.PositionDefined)
+        app.GetInteractionNode().SwitchToViewTransformMode()
+        deadline = time.monotonic() + 10.0
+        while not ended and time.monotonic() < deadline:
+            slicer.app.processEvents()
+        ((prompt, message),) = ended
+        self.assertIsNone(message)
+        points = np.array(prompt.points)
+        slice_to_ras = yellow.GetSliceToRAS()
+        normal = np.array([slice_to_ras.GetElement(r, 2) for r in range(3)])
+        origin = np.array([slice_to_ras.GetElement(r, 3) for r in range(3)])
+        self.assertLess(float(np.abs((points - origin) @ normal).max()), 1e-3, "the box lies on the sagittal slice")
+        for corner in corners:
+            self.assertLess(float(np.linalg.norm(points - corner, axis=1).min()), 1e-3, "a clicked corner")
+        self.assertIsNone(roi.GetScene())
 
     def test_hover_without_a_segment_opens_no_dialog(self):
         widget = self._widget()
