@@ -3,7 +3,9 @@
     python -m training.carry pack --cache runs/cache --init runs/init/bundled_v1.npz --out runs/gpu_pack.npz
     python -m training.carry weights runs/gpu_pack.npz --out /tmp/init.npz     # (on the device) the weights
 
-A lent machine takes at most 64 MiB of carried files, and the training cache is 128 MB of zlib npz. Each case
+A lent machine takes at most 64 MiB: the repository's working tree (~17 MiB now) and the carried files together,
+and the training cache is 128 MB of zlib npz. The default budget is what the tree leaves (less 1.5 MiB for its
+growth); rebuild the pack when the tree has grown. Each case
 (image_u8, label, supervoxels, spacing, stats, values: what training.torch_stream needs) is stored as an
 xz-compressed npz. Over the budget, cases are dropped by a fixed rule: one at a time, the last (by key) of the
 data folder that has the most cases left, so every folder stays and the largest (water-fat spine) shrinks first.
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-BUDGET_MIB = 60.0
+DEVICE_LIMIT_MIB = 64.0
+ROOT = Path(__file__).resolve().parents[1]
 CASE_ARRAYS = ("image_u8", "label", "spacing_kji", "values")
 
 
@@ -62,7 +65,20 @@ def choose_cases(sizes: dict, budget_bytes: float) -> tuple[list, list]:
     return kept, dropped
 
 
-def build_pack(cache_dir: Path, keys: list, init: Path, out: Path, budget_mib: float = BUDGET_MIB) -> dict:
+def tree_mib(root: Path = ROOT) -> float:
+    """Size of what travels to the device besides the carried files: tracked and untracked-not-ignored files."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                            capture_output=True, check=True).stdout.split(b"\0")
+    return sum((root / name.decode()).stat().st_size for name in listed if name and (root / name.decode()).is_file()) / 2 ** 20
+
+
+def default_budget_mib() -> float:
+    return DEVICE_LIMIT_MIB - tree_mib() - 1.5
+
+
+def build_pack(cache_dir: Path, keys: list, init: Path, out: Path, budget_mib: float) -> dict:
     """Write the pack (atomically: a temporary name, then rename) and return its meta."""
     blobs = {key: case_blob(cache_dir, key) for key in keys}
     weights = np.frombuffer(lzma.compress(Path(init).read_bytes(), preset=6), dtype=np.uint8)
@@ -116,7 +132,7 @@ def main(argv=None) -> int:
     pack.add_argument("--split", type=Path, default=Path(__file__).with_name("split.json"))
     pack.add_argument("--init", type=Path, required=True, help="starting weights (.npz of Paddle names)")
     pack.add_argument("--out", type=Path, required=True)
-    pack.add_argument("--budget-mib", type=float, default=BUDGET_MIB)
+    pack.add_argument("--budget-mib", type=float, help="default: 64 MiB less the working tree, less 1.5 MiB")
     weights = verbs.add_parser("weights", help="write the pack's starting weights to --out")
     weights.add_argument("pack", type=Path)
     weights.add_argument("--out", type=Path, required=True)
@@ -125,7 +141,9 @@ def main(argv=None) -> int:
         print(extract_weights(args.pack, args.out))
         return 0
     keys = json.loads(args.split.read_text(encoding="utf-8"))["train"]
-    meta = build_pack(args.cache, keys, args.init, args.out, args.budget_mib)
+    budget = args.budget_mib if args.budget_mib is not None else default_budget_mib()
+    print(f"budget {budget:.1f} MiB (the device takes 64 MiB with the working tree)")
+    meta = build_pack(args.cache, keys, args.init, args.out, budget)
     print(f"{args.out}: {meta['mib']:.1f} MiB, {len(meta['kept'])} cases kept, {len(meta['dropped'])} dropped"
           + (f" ({', '.join(meta['dropped'])})" if meta["dropped"] else ""))
     return 0

@@ -1,8 +1,9 @@
 """The training data stream with the voxel work on the trainer's device (GPU when present): `"stream": "torch"`.
 
 Same interface as training.batches.ExampleStream (batch, add_error_clicks, arrays, close), so training.train.run
-drives either. What stays on the CPU is cheap and is the engine's and the CPU recipe's own code: the case, the
-target (training.sampler._label_target: label, union or supervoxel, and its first click), the ROI
+drives either. What stays on the CPU is cheap and is the engine's and the CPU recipe's own code
+(training.stream_plans, optionally `plan_workers` processes a step ahead): the case, the target (label, union or
+supervoxel, and its first click, draw for draw as training.sampler._label_target), the ROI
 (inference.model_input.choose_roi, zoom and jitter drawn as training.sampler.make_example draws them) and the
 scalar draws of every augmentation (numpy, seeded by (seed, step, slot)). The voxel work runs batched on the
 device: ROI resampling (grid_sample: trilinear image, nearest labels and supervoxels), the engine's normalisation,
@@ -12,20 +13,18 @@ draws use a torch.Generator seeded by (seed, step). Where it differs from the CP
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from inference.clickmaps import ball_radius
-from inference.model_input import choose_roi
 
 from . import torch_ops as ops
 from .augment import random_curve
 from .batches import case_weights
-from .sampler import _label_target, _prompt_kind, click_channel_names, object_boxes
+from .sampler import _prompt_kind, click_channel_names
+from .stream_plans import cpu_part, draw_plan, init_planner, load_source, plan_once, plan_slot, source_of
 
 DIFFERENCES = """\
 - Resampling: torch grid_sample instead of scipy affine_transform (trilinear = order 1 with edge replication;
@@ -40,14 +39,13 @@ DIFFERENCES = """\
   the scribble's region, so a stroke is as continuous for balls of at least 1.5 voxels.
 """
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 class TorchExampleStream:
     """Batches of examples made on `device` from cases held there (see the module docstring)."""
 
     def __init__(self, cases: list[dict], manifest: dict, batch_size: int, seed: int, sampling: str = "case",
-                 options: dict | None = None, device=None):
+                 options: dict | None = None, device=None, planners: int = 0, source: tuple | None = None):
+        """`planners` > 0 worker processes draw the next step's cases, targets and ROIs while this step trains
+        (`source`: ("pack", path) or ("cache", folder, keys) to load the label maps from); the draws are the same."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.manifest, self.batch_size, self.seed, self.options = manifest, batch_size, seed, options or {}
         self.weights = case_weights([case["key"] for case in cases], sampling)
@@ -55,28 +53,35 @@ class TorchExampleStream:
         self.names = click_channel_names(manifest)
         self.cases, self.volumes = [], []
         for case in cases:
-            self.cases.append(_cpu_part(case))
+            self.cases.append(cpu_part(case))
             self.volumes.append(_device_part(case, self.device))
+        self.pool, self._pending = None, None
+        if planners > 0:
+            if source is None:
+                raise ValueError("planner processes need the cases' source: ('pack', path) or ('cache', folder, keys)")
+            import multiprocessing as mp
+
+            self.pool = mp.get_context("spawn").Pool(planners, initializer=init_planner,
+                                                     initargs=(source, manifest, sampling, self.options))
 
     @classmethod
     def from_config(cls, config: dict, keys: list, manifest: dict, device=None) -> "TorchExampleStream":
-        """From the carry pack (`"pack"`, training.carry) when the config names one, else from the cache."""
-        if config.get("pack"):
-            from .carry import load_pack_cases
-
-            path = Path(config["pack"])
-            cases = load_pack_cases(path if path.is_absolute() else ROOT / path)
-        else:
-            cases = load_cases(Path(config["cache"]), keys, bool(config.get("sampling", {}).get("supervoxel")))
-        return cls(cases, manifest, config["batch_size"], config["seed"], config.get("case_sampling", "case"),
-                   config.get("sampling"), device)
+        """From the carry pack (`"pack"`, training.carry) when the config names one, else from the cache;
+        `"plan_workers"`: processes drawing the next step's targets and ROIs meanwhile (0: in this process)."""
+        source = source_of(config, keys)
+        return cls(load_source(source), manifest, config["batch_size"], config["seed"], config.get("case_sampling", "case"),
+                   config.get("sampling"), device, int(config.get("plan_workers", 0)), source)
 
     # --- the stream interface -------------------------------------------------------------------------------
     def batch(self, step: int) -> dict:
         g = torch.Generator(device=self.device)
         g.manual_seed(int(np.random.SeedSequence([self.seed, step, 7]).generate_state(1)[0]))
-        rngs = [np.random.default_rng((self.seed, step, slot)) for slot in range(self.batch_size)]
-        slots = [self._valid_patch(rng, g) for rng in rngs]
+        firsts = self._plans(step)
+        rngs = []
+        for _, state in firsts:
+            rngs.append(np.random.default_rng())
+            rngs[-1].bit_generator.state = state
+        slots = [self._valid_patch(rng, g, plan) for rng, (plan, _) in zip(rngs, firsts)]
         examples = self._assemble(rngs, slots, g)
         examples["generator"] = g
         return examples
@@ -107,19 +112,32 @@ class TorchExampleStream:
 
     def close(self) -> None:
         self.volumes = []
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool = None
 
     # --- one slot: case, target, ROI (CPU), resampled patch (device) -----------------------------------------
-    def _valid_patch(self, rng, g) -> dict:
+    def _plans(self, step: int) -> list:
+        """Each slot's first (plan, rng state after it); with planner processes, the next step's start meanwhile."""
+        seeds = [(self.seed, step, slot) for slot in range(self.batch_size)]
+        if self.pool is None:
+            return [draw_plan(seed, self.cases, self.weights, self.manifest, self.options) for seed in seeds]
+        pending, self._pending = self._pending, None
+        plans = pending[1].get() if pending and pending[0] == step else self.pool.map(plan_slot, seeds)
+        self._pending = (step + 1, self.pool.map_async(plan_slot, [(self.seed, step + 1, s) for s in range(self.batch_size)]))
+        return plans
+
+    def _valid_patch(self, rng, g, plan: dict | None) -> dict:
         for _ in range(1000):
-            index = rng.integers(len(self.cases)) if np.ptp(self.weights) == 0 else rng.choice(len(self.cases), p=self.weights)
-            plan = plan_roi(rng, self.cases[int(index)], self.manifest, self.options)
+            if plan is None:  # the first draw failed its 20-voxel check: the slot's rng draws again, as batches does
+                plan = plan_once(rng, self.cases, self.weights, self.manifest, self.options)
             if plan is None:
                 continue
-            plan["case"] = int(index)
             image, gt, others = self._patch(rng, plan, g)
             if int(gt.sum()) >= 20:  # as make_example: a sliver is no target
                 plan.update(image=image, gt=gt, others=others)
                 return plan
+            plan = None
         raise RuntimeError("no training example with a target of 20 voxels or more in 1000 draws")
 
     def _patch(self, rng, plan: dict, g):
@@ -266,54 +284,6 @@ class TorchExampleStream:
         self._add_clicks(examples, points, sign[:, None].expand_as(segment_ok), segment_ok & in_region)
 
 
-# --- the CPU part: case, target, ROI -------------------------------------------------------------------------
-def plan_roi(rng, case: dict, manifest: dict, options: dict) -> dict | None:
-    """The target and ROI of one example, drawn as training.sampler.make_example draws them up to the ROI's
-    jitter (same rng, same order: the same seed gives the same case, target, first click and ROI)."""
-    draw = rng.random() if options else 1.0
-    cut = np.cumsum([options.get("union", 0.0), options.get("supervoxel", 0.0), options.get("synthetic", 0.0)])
-    plan: dict = {"spacing": np.asarray(case["spacing_kji"], dtype=np.float64)}
-    if draw < cut[0]:
-        target, plan["kind"] = _label_target(rng, case, union=True), "union"
-    elif draw < cut[1] and "supervoxels" in case:
-        target, plan["kind"] = _label_target(rng, case, supervoxels=True), "supervoxel"
-    elif draw < cut[2]:
-        target, plan["kind"] = _synthetic(rng, case, plan), "synthetic"
-    else:
-        target, plan["kind"] = _label_target(rng, case), "label"
-    if target is None:
-        return None
-    _, values, box, first_scan, _ = target
-    plan.update(values=values, box=box, first_scan=np.asarray(first_scan, dtype=np.float64))
-    known = rng.random() < 0.5
-    zoom = rng.uniform(0.75, 1.4) if known else rng.uniform(0.8, 1.3)
-    roi = choose_roi(manifest, case["label"].shape, plan["spacing"], [first_scan], box if known else None, zoom)
-    plan["roi"] = type(roi)(roi.start + rng.uniform(-0.1, 0.1, 3) * np.array(roi.shape) * roi.step, roi.step, roi.shape)
-    return plan
-
-
-def _synthetic(rng, case: dict, plan: dict):
-    """training.sampler._synthetic_target's draws (centre, semi-axes), kept for the device to draw the shape."""
-    shape = np.array(case["label"].shape)
-    centre = rng.uniform(0.15, 0.85, 3) * (shape - 1)
-    semi_mm = np.exp(rng.uniform(np.log(2.0), np.log(40.0), 3))
-    half = np.ceil(semi_mm / plan["spacing"]).astype(int)
-    box = tuple(slice(int(max(c - h, 0)), int(min(c + h + 1, n))) for c, h, n in zip(centre, half, shape))
-    plan.update(centre=centre, semi_mm=semi_mm)
-    return None, None, box, centre, None
-
-
-def _cpu_part(case: dict) -> dict:
-    """What the CPU keeps of a case: the label maps (for the target and its first click) and their boxes."""
-    part = {"key": case["key"], "label": case["label"], "spacing_kji": np.asarray(case["spacing_kji"], np.float64),
-            "values": np.asarray(case["values"]), "boxes": object_boxes(case["label"])}
-    if "supervoxels" in case:
-        part["supervoxels"] = case["supervoxels"]
-        part["sv_boxes"] = object_boxes(case["supervoxels"])
-        part["sv_values"] = np.array(sorted(part["sv_boxes"]), dtype=np.int32)
-    return part
-
-
 def _device_part(case: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
     """(normalised image (1, 1, D, H, W), [label, supervoxels] (1, 2, D, H, W)) as float32 on the device.
 
@@ -327,23 +297,6 @@ def _device_part(case: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
     sv = case.get("supervoxels")
     labels.append(torch.from_numpy(np.asarray(sv, dtype=np.float32)) if sv is not None else torch.zeros(labels[0].shape))
     return image[None, None].contiguous(), torch.stack(labels)[None].to(device)
-
-
-def load_cases(cache_dir: Path, keys: list, supervoxels: bool) -> list[dict]:
-    """Cases of the training cache (runs/cache) as the stream takes them: image_u8, label, supervoxels, stats."""
-    from .pseudo_objects import supervoxel_path
-
-    cases = []
-    for key in keys:
-        with np.load(Path(cache_dir) / (key.replace("/", "__") + ".npz")) as npz:
-            case = {name: npz[name] for name in npz.files}
-        case["stats"], case["key"] = json.loads(str(case["stats"])), key
-        path = supervoxel_path(cache_dir, key)
-        if supervoxels and path.exists():
-            with np.load(path) as npz:
-                case["supervoxels"] = npz["supervoxels"]
-        cases.append(case)
-    return cases
 
 
 # --- the device part, per example ---------------------------------------------------------------------------

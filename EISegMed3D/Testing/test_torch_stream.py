@@ -42,7 +42,8 @@ def cache(synth, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def stream(cache):
-    from training.torch_stream import TorchExampleStream, load_cases
+    from training.stream_plans import load_cases
+    from training.torch_stream import TorchExampleStream
 
     return TorchExampleStream(load_cases(cache, KEYS[:2], True), _manifest(), 4, 5, "case", OPTIONS, "cpu")
 
@@ -62,7 +63,7 @@ def _cpu_case(cache: Path, key: str) -> dict:
 # --- the CPU part: the same case, target and ROI as make_example -----------------------------------------------
 def test_roi_is_the_one_make_example_chooses_for_the_same_draw(cache, stream, monkeypatch):
     from training import sampler
-    from training.torch_stream import plan_roi
+    from training.stream_plans import plan_roi
 
     seen = []
     real_sample = sampler.sample
@@ -86,7 +87,7 @@ def test_roi_is_the_one_make_example_chooses_for_the_same_draw(cache, stream, mo
 def test_patch_is_the_engines_normalised_resampled_image_and_target(cache, stream):
     from inference.normalize import normalize
     from inference.roi import sample
-    from training.torch_stream import plan_roi
+    from training.stream_plans import plan_roi
 
     case = _cpu_case(cache, KEYS[0])
     manifest = _manifest()
@@ -213,7 +214,8 @@ def test_error_click_lies_in_the_larger_errors_deeper_half(stream, error):
 
 
 def test_a_step_is_the_same_for_the_same_seed(cache, stream):
-    from training.torch_stream import TorchExampleStream, load_cases
+    from training.stream_plans import load_cases
+    from training.torch_stream import TorchExampleStream
 
     again = TorchExampleStream(load_cases(cache, KEYS[:2], True), _manifest(), 4, 5, "case", OPTIONS, "cpu")
     for first, second in zip(stream.arrays(stream.batch(6)), again.arrays(again.batch(6))):
@@ -221,14 +223,28 @@ def test_a_step_is_the_same_for_the_same_seed(cache, stream):
     assert not torch.equal(stream.arrays(stream.batch(7))[0], stream.arrays(stream.batch(6))[0])
 
 
+def test_planner_processes_draw_the_same_examples(cache, stream):
+    from training.stream_plans import load_cases
+    from training.torch_stream import TorchExampleStream
+
+    planned = TorchExampleStream(load_cases(cache, KEYS[:2], True), _manifest(), 4, 5, "case", OPTIONS, "cpu",
+                                 planners=1, source=("cache", str(cache), KEYS[:2], True))
+    try:
+        for step in (2, 3, 9):  # 3 comes from the prefetch made during step 2; 9 is drawn on demand
+            for first, second in zip(stream.arrays(stream.batch(step)), planned.arrays(planned.batch(step))):
+                assert torch.equal(first, second)
+    finally:
+        planned.close()
+
+
 # --- the carry pack -----------------------------------------------------------------------------------------------
 def test_pack_keeps_every_array_and_drops_from_the_largest_folder_first(cache, tmp_path):
     from training.carry import build_pack, choose_cases, extract_weights, load_pack_cases, pack_meta
-    from training.torch_stream import load_cases
+    from training.stream_plans import load_cases
 
     init = tmp_path / "init.npz"
     np.savez(init, w=np.arange(10, dtype=np.float32))
-    meta = build_pack(cache, KEYS[:2], init, tmp_path / "pack.npz")
+    meta = build_pack(cache, KEYS[:2], init, tmp_path / "pack.npz", 40.0)
     assert meta["dropped"] == [] and pack_meta(tmp_path / "pack.npz")["kept"] == KEYS[:2]
     for packed, cached in zip(load_pack_cases(tmp_path / "pack.npz"), load_cases(cache, KEYS[:2], True)):
         for name in ("image_u8", "label", "supervoxels", "spacing_kji", "values"):
@@ -253,10 +269,10 @@ def test_the_device_command_trains_on_cpu_without_paddle_simpleitk_skimage_or_tq
     network = {"base": 4, "levels": 2, "depths": [1, 1, 1], "click_channels": 4}
     init = tmp_path / "init.npz"
     np.savez(init, **paddle_state(InteractiveVNet(base=4, levels=2, depths=(1, 1, 1), click_channels=3)))
-    build_pack(cache, KEYS[:2], init, tmp_path / "pack.npz")
+    build_pack(cache, KEYS[:2], init, tmp_path / "pack.npz", 40.0)
     config = json.loads((REPO / "training" / "configs" / "gpu_universal.json").read_text(encoding="utf-8"))
     config.update(batch_size=2, network=network, manifest=str(manifest), pack=str(tmp_path / "pack.npz"),
-                  checkpoint_every=2, sampling=OPTIONS)
+                  checkpoint_every=2, sampling=OPTIONS, plan_workers=0)
     (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
     blocker = tmp_path / "block"
     blocker.mkdir()
