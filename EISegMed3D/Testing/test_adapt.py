@@ -132,7 +132,7 @@ def test_ctrl_c_keeps_a_checkpoint_and_resume_finishes_the_run(tmp_path, base_pa
     assert stopped.returncode == 130, stopped.stdout[-2000:]
     lines = stopped.stdout.splitlines()
     assert "--resume" in lines[-1] and package_from_output(lines) is None
-    assert [p for p, _ in filter(None, map(parse_progress, lines))][-1] == 15  # training had started
+    assert 15 <= [p for p, _ in filter(None, map(parse_progress, lines))][-1] < 85  # stopped while training
     (work,) = (data / "EISegMed3D-models").glob(".adapted-*")
     state = json.loads((work / "adapt_state.json").read_text(encoding="utf-8"))
     assert state["status"] == "stopped" and 1 <= state["steps"] < 12, state
