@@ -27,18 +27,18 @@ INIT = ROOT / "runs" / "init" / "bundled_v1.npz"
 
 PIPELINES = {
     "before: Paddle, 2 processes x 1 core (cpu_continue.json)": {
-        "config": "training/configs/cpu_continue.json", "steps": 24, "warmup": 4, "processes": 2,
+        "config": "training/configs/cpu_continue.json", "steps": 20, "warmup": 4, "processes": 2,
         "command": lambda config, run: ["-m", "paddle.distributed.launch", "--nproc_per_node", "2", "--log_dir",
                                         str(run / "launch_logs"), str(ROOT / "training" / "train.py"), "--config",
                                         str(config), "--run-dir", str(run), "--init", str(INIT)],
         "env": {"OMP_NUM_THREADS": "1"}},
     "after: PyTorch fp32 (cpu_universal.json, precision fp32)": {
-        "config": "training/configs/cpu_universal.json", "steps": 120, "warmup": 10, "processes": 1,
+        "config": "training/configs/cpu_universal.json", "steps": 80, "warmup": 10, "processes": 1,
         "override": {"precision": "fp32"},
         "command": lambda config, run: ["-m", "training.torch_bridge", "--config", str(config), "--run-dir", str(run),
                                         "--init", str(INIT)], "env": {}},
     "after: PyTorch bf16 + channels-last (cpu_universal.json)": {
-        "config": "training/configs/cpu_universal.json", "steps": 120, "warmup": 10, "processes": 1,
+        "config": "training/configs/cpu_universal.json", "steps": 80, "warmup": 10, "processes": 1,
         "command": lambda config, run: ["-m", "training.torch_bridge", "--config", str(config), "--run-dir", str(run),
                                         "--init", str(INIT)], "env": {}},
 }

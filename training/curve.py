@@ -52,12 +52,14 @@ def export(config: dict, weights: Path, out: Path, note: dict) -> Path:
     return out
 
 
-def judge(package: Path, data: Path, split: Path, max_clicks: int, out: Path) -> dict:
+def judge(package: Path, data: Path, split: Path, max_clicks: int, out: Path, groups=("spine", "other")) -> dict:
     """Spine and other-structure validation metrics (model only) and the ellipsoid test of one package."""
     from . import evaluate
 
     record = {}
     for group, folders in (("spine", SPINE), ("other", OTHER)):
+        if group not in groups:
+            continue
         args = evaluate.build_parser().parse_args([str(data / f) for f in folders] + [
             "--model", str(package), "--backend", "onnx", "--max-clicks", str(max_clicks), "--baselines", "",
             "--split", str(split), "--subset", "val", "--out", str(out / group), "--quiet"])
@@ -86,7 +88,8 @@ def plot(records: list[dict], path: Path) -> None:
                                           ("other validation (Dice)", [("other", "dice@1"), ("other", "dice@3"), ("other", "dice@10")]),
                                           ("bright ellipsoid, 1 click (Dice)", [("ellipsoid", "mean_dice"), ("ellipsoid", "min_dice")]))):
         for group, key in keys:
-            axis.plot(seen, [r[group][key] for r in records], marker="o", label=key)
+            points = [(n, r[group][key]) for n, r in zip(seen, records) if group in r]
+            axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
         axis.set_title(title)
         axis.set_xlabel("examples seen in this run")
         axis.grid(alpha=0.3)
@@ -107,6 +110,7 @@ def main(argv=None) -> int:
     parser.add_argument("--every", type=int, default=1, help="judge every n-th snapshot (the last one always)")
     parser.add_argument("--logged-batch", type=int, default=None,
                         help="examples per step of log lines that do not say (default: the config's batch size)")
+    parser.add_argument("--groups", default="spine,other", help="validation groups to judge: spine, other")
     parser.add_argument("--snapshots-only", action="store_true", help="not the last checkpoint (while the run goes on)")
     parser.add_argument("--baseline", type=Path, help="also judge this package (recorded as step 0, e.g. the bundled model)")
     args = parser.parse_args(argv)
@@ -114,7 +118,8 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "curve.json"
     records = json.loads(path.read_text()) if path.exists() else []
-    done = {r["step"] for r in records}
+    groups = tuple(args.groups.split(","))
+    done = {r["step"] for r in records if all(g in r for g in groups)}
     todo = snapshots(args.run_dir, with_last=not args.snapshots_only)
     todo = [s for i, s in enumerate(todo) if i % args.every == 0 or i == len(todo) - 1]
     seen = examples_seen(args.run_dir, args.logged_batch or config["batch_size"])
@@ -122,14 +127,21 @@ def main(argv=None) -> int:
     for step, weights in jobs:
         folder = args.out / "packages" / f"step_{step:07d}"
         package = args.baseline if weights is None else export(config, weights, folder, {"run": config["name"], "step": step})
-        record = {"step": step, "examples": seen.get(step, 0), "package": str(package),
-                  **judge(package, args.data, args.split, args.max_clicks, folder / "evaluation")}
+        old = next((r for r in records if r["step"] == step), {})
+        record = {**old, "step": step, "examples": seen.get(step, 0), "package": str(package),
+                  **judge(package, args.data, args.split, args.max_clicks, folder / "evaluation",
+                          tuple(g for g in groups if g not in old))}
         records = sorted([r for r in records if r["step"] != step] + [record], key=lambda r: r["step"])
         path.write_text(json.dumps(records, indent=1) + "\n")
+        other = record.get("other")
         print(f"step {step}: spine IoU@3 {record['spine']['iou@3']:.3f} NoC@85 {record['spine']['noc@85']:.2f} | "
-              f"other Dice@3 {record['other']['dice@3']:.3f} AUC {record['other']['auc']:.3f} | "
-              f"ellipsoid {record['ellipsoid']['mean_dice']:.3f}", flush=True)
+              + (f"other Dice@3 {other['dice@3']:.3f} AUC {other['auc']:.3f} | " if other else "")
+              + f"ellipsoid {record['ellipsoid']['mean_dice']:.3f}", flush=True)
     if records:
+        seen = examples_seen(args.run_dir, args.logged_batch or config["batch_size"])  # the log has grown meanwhile
+        for record in records:
+            record["examples"] = seen.get(record["step"], record["examples"])
+        path.write_text(json.dumps(records, indent=1) + "\n")
         plot(records, args.out / "curve.png")
     return 0
 
