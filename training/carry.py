@@ -7,8 +7,9 @@ A lent machine takes at most 64 MiB: the repository's working tree (~17 MiB now)
 and the training cache is 128 MB of zlib npz. The default budget is what the tree leaves (less 1.5 MiB for its
 growth); rebuild the pack when the tree has grown. Each case
 (image_u8, label, supervoxels, spacing, stats, values: what training.torch_stream needs) is stored as an
-xz-compressed npz. Over the budget, cases are dropped by a fixed rule: one at a time, the last (by key) of the
-data folder that has the most cases left, so every folder stays and the largest (water-fat spine) shrinks first.
+xz-compressed npz. Over the budget, cases are dropped by a fixed rule: one at a time from the data folder that has
+the most cases left, spread evenly over that folder (every other case first), so every folder stays, the largest
+(water-fat spine) shrinks first, and what is left of it still spans its subjects.
 The pack's "meta" lists the cases kept and dropped. Only numpy and the standard library are needed to read it.
 """
 from __future__ import annotations
@@ -52,14 +53,31 @@ def case_blob(cache_dir: Path, key: str) -> np.ndarray:
     return _xz_npz(arrays)
 
 
+def _spread_rank(index: int) -> float:
+    """Van der Corput value of `index` (0, .5, .25, .75, ...): dropping a folder's cases by descending rank removes
+    every other case first, so what is left still spans the folder (the water-fat cases added last, 016-044, are
+    not the ones to go)."""
+    value, weight = 0.0, 0.5
+    while index:
+        value += weight * (index & 1)
+        index >>= 1
+        weight /= 2
+    return value
+
+
 def choose_cases(sizes: dict, budget_bytes: float) -> tuple[list, list]:
-    """(kept, dropped) keys: drop the last key of the folder with the most cases left until the sizes fit."""
+    """(kept, dropped) keys: from the folder with the most cases left, drop cases spread evenly over the folder
+    (by key order) until the sizes fit."""
     kept = sorted(sizes)
+    rank = {}
+    for folder in {k.split("/")[0] for k in kept}:
+        members = [k for k in kept if k.split("/")[0] == folder]
+        rank.update({k: _spread_rank(i) for i, k in enumerate(members)})
     dropped = []
     while kept and sum(sizes[k] for k in kept) > budget_bytes:
         folders = [k.split("/")[0] for k in kept]
         largest = max(set(folders), key=lambda f: (folders.count(f), f))
-        victim = [k for k in kept if k.split("/")[0] == largest][-1]
+        victim = max((k for k in kept if k.split("/")[0] == largest), key=lambda k: rank[k])
         kept.remove(victim)
         dropped.append(victim)
     return kept, dropped

@@ -238,7 +238,7 @@ def test_planner_processes_draw_the_same_examples(cache, stream):
 
 
 # --- the carry pack -----------------------------------------------------------------------------------------------
-def test_pack_keeps_every_array_and_drops_from_the_largest_folder_first(cache, tmp_path):
+def test_pack_keeps_every_array_and_drops_spread_over_the_largest_folder(cache, tmp_path):
     from training.carry import build_pack, choose_cases, extract_weights, load_pack_cases, pack_meta
     from training.stream_plans import load_cases
 
@@ -253,7 +253,10 @@ def test_pack_keeps_every_array_and_drops_from_the_largest_folder_first(cache, t
     assert extract_weights(tmp_path / "pack.npz", tmp_path / "out.npz").read_bytes() == init.read_bytes()
 
     sizes = {"a/1": 10, "a/2": 10, "a/3": 10, "b/1": 10, "c/1": 30}
-    assert choose_cases(sizes, 50) == (["a/1", "b/1", "c/1"], ["a/3", "a/2"])
+    assert choose_cases(sizes, 50) == (["a/1", "b/1", "c/1"], ["a/2", "a/3"])
+    eight = {f"w/{i}": 10 for i in range(8)}  # half must go: every other case, not the last four
+    kept, dropped = choose_cases(eight, 40)
+    assert sorted(dropped) == ["w/1", "w/3", "w/5", "w/7"] and kept == ["w/0", "w/2", "w/4", "w/6"]
     with pytest.raises(ValueError, match="not one case fits"):
         build_pack(cache, KEYS[:2], init, tmp_path / "small.npz", budget_mib=0.01)
 
