@@ -5,13 +5,14 @@ packaged model (the bundled one, or an adapted one) can be trained further witho
 
 paddle2onnx keeps each parameter as a Constant named after the Paddle layer that made it (conv3d_<n>.w_0,
 instance_norm3d_<n>.b_0, conv3d_transpose_<n>.w_0), numbered per layer type in the order the layers were built,
-which is the state dict's order. The result is checked against the package's ONNX output before it is returned.
+which is the state dict's order (the numbers may start above 0). The result is checked against the package's ONNX output before it is returned.
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,14 @@ def package_weights(package: Path, net) -> dict:
     model = onnx.load(str(Path(package) / "model.onnx"))
     constants = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node if n.op_type == "Constant"}
     constants.update({i.name: numpy_helper.to_array(i) for i in model.graph.initializer})
+    # The numbers need not start at 0 (a process that built other layers first exports conv3d_12 onwards): the
+    # k-th layer of a type is the one with the k-th smallest number of that type.
+    numbers = collections.defaultdict(set)
+    for key in constants:
+        match = re.fullmatch(r"(conv3d_transpose|instance_norm3d|conv3d)_(\d+)\.[wb]_0", key)
+        if match:
+            numbers[match.group(1)].add(int(match.group(2)))
+    numbers = {kind: sorted(found) for kind, found in numbers.items()}
     counters, layer_index, out = collections.Counter(), {}, {}
     for name, value in net.state_dict().items():
         if name == "click_scale":
@@ -39,7 +48,9 @@ def package_weights(package: Path, net) -> dict:
         if module not in layer_index:
             layer_index[module] = counters[kind]
             counters[kind] += 1
-        key = f"{kind}_{layer_index[module]}.{'b_0' if name.endswith('bias') else 'w_0'}"
+        found = numbers.get(kind, [])
+        number = found[layer_index[module]] if layer_index[module] < len(found) else None
+        key = f"{kind}_{number}.{'b_0' if name.endswith('bias') else 'w_0'}"
         if key not in constants or tuple(constants[key].shape) != tuple(value.shape):
             raise ValueError(f"{package}/model.onnx: no parameter {key} of shape {tuple(value.shape)} for {name}")
         out[name] = constants[key].astype(np.float32)

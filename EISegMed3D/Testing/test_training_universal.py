@@ -256,3 +256,35 @@ def test_torch_training_with_every_prompt_and_target_kind_trains_checkpoints_and
     assert sorted(p.name for p in (run_dir / "snapshots").iterdir())[:1] == ["step_0000001.npz"]
     with np.load(run_dir / "paddle_weights.npz") as weights:
         assert weights["stem.conv.weight"].shape[1] == 5 and "stem.norm.scale" in weights.files
+
+
+# --- weights read back out of a package ---------------------------------------------------------------------------
+def test_the_bundled_packages_weights_read_back_match_its_onnx_graph(tmp_path):
+    from training.package_weights import extract
+
+    assert extract(REPO / "EISegMed3D" / "Resources" / "Models" / "eiseg-vnet-universal", tmp_path / "w.npz") < 1e-4
+    with np.load(tmp_path / "w.npz") as weights:
+        assert weights["stem.conv.weight"].shape == (8, 4, 3, 3, 3)
+
+
+def test_weights_read_back_from_a_package_exported_after_other_layers_were_built(tmp_path):
+    """paddle2onnx names parameters by Paddle's per-process layer counters: a package exported by a process that
+    had built other layers first numbers its layers from above 0, and must still read back exactly."""
+    import paddle
+
+    from training.export import export_model
+    from training.network import build_network
+    from training.package_weights import check_against_onnx, package_weights
+
+    paddle.nn.Conv3D(1, 2, 3), paddle.nn.InstanceNorm3D(2), paddle.nn.Conv3DTranspose(2, 2, 2)  # bump the counters
+    config = {"network": {"base": 4, "levels": 2, "depths": [1, 1, 1]}}
+    manifest = json.loads(MANIFEST_SMOKE.read_text(encoding="utf-8"))
+    manifest["network"] = config["network"]
+    net = build_network(config)
+    export_model(net, tmp_path / "pkg", manifest, manifest["patch_shape"])
+    fresh = build_network(config)
+    weights = package_weights(tmp_path / "pkg", fresh)
+    for name, value in net.state_dict().items():
+        np.testing.assert_array_equal(weights[name], np.array(value), err_msg=name)
+    fresh.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()})
+    assert check_against_onnx(tmp_path / "pkg", fresh, manifest) < 1e-4
