@@ -223,6 +223,25 @@ def test_clean_components_uses_26_connectivity_and_ignores_points_outside():
     assert not clean_components(np.zeros((3, 3, 3), np.uint8), [(1, 1, 1)]).any()
 
 
+def test_a_positive_click_in_a_hole_of_the_object_keeps_it_and_fills_that_hole():
+    """A network may mark an object all around a click but leave the clicked voxel below threshold (seen on a
+    large bright ellipsoid): the click's component is then the enclosing shell, not nothing."""
+    grid = np.indices((24, 24, 24)) - 12
+    radius = np.sqrt((grid ** 2).sum(0))
+    shell = ((radius <= 9) & (radius > 2)).astype(np.uint8)  # a ball with a small hole at its centre
+    other = np.zeros_like(shell)
+    other[0:3, 0:3, 20:23] = 1  # an unrelated hollow-free blob in a corner: untouched by the fill
+    kept = clean_components(shell | other, [(12, 12, 12)], [])
+    assert kept.dtype == np.uint8
+    np.testing.assert_array_equal(kept[3:21, 3:21, 3:21], (radius <= 9)[3:21, 3:21, 3:21])  # shell kept, hole filled
+    assert kept[0:3, 0:3, 20:23].all()  # the corner blob touches the border: kept as before
+    # a click in the background outside the object fills nothing and keeps nothing new
+    outside = clean_components(shell, [(1, 12, 12)], [])
+    assert not outside.any()
+    # a hole without a positive click in it stays a hole
+    assert clean_components(shell, [(12, 12, 19)], [])[12, 12, 12] == 0
+
+
 def test_session_drops_a_component_holding_only_a_negative_click(session, volume):
     """End to end: a far-away blob of the previous mask that gets a negative click is removed."""
     existing = np.zeros(volume.shape, np.uint8)

@@ -30,6 +30,7 @@ def clean_components(mask: np.ndarray, positive_points, negative_points=(), prev
     previous mask or touch the border of the region (the object may continue outside it). Points are local
     (k, j, i) indices into `mask`.
     """
+    mask = _fill_holes_under(mask, positive_points)
     labels, count = ndimage.label(mask, structure=_FULL)
     if count == 0:
         return mask
@@ -44,6 +45,24 @@ def clean_components(mask: np.ndarray, positive_points, negative_points=(), prev
             keep.add(label)
     keep.discard(0)
     return np.isin(labels, sorted(keep)).astype(np.uint8)
+
+
+def _fill_holes_under(mask: np.ndarray, positive_points) -> np.ndarray:
+    """Fill an enclosed hole of the object where a positive click lies in it. A network can mark an object all
+    around a click but leave the clicked voxel itself below threshold; without this the component would hold no
+    positive click and be dropped, and the user's positive click would give an empty mask. Only computed when a
+    positive click falls outside the mask (rare), so a normal click pays nothing."""
+    index = np.round(np.asarray(positive_points, dtype=np.float64).reshape(-1, 3)).astype(int)
+    index = index[np.all((index >= 0) & (index < mask.shape), axis=1)]
+    outside = index[mask[index[:, 0], index[:, 1], index[:, 2]] == 0] if len(index) else index
+    if len(outside) == 0 or not mask.any():
+        return mask
+    holes = ndimage.binary_fill_holes(mask > 0) & (mask == 0)
+    hole_labels, _ = ndimage.label(holes, structure=_FULL)
+    clicked = {int(v) for v in hole_labels[outside[:, 0], outside[:, 1], outside[:, 2]] if v}
+    if not clicked:
+        return mask
+    return (mask > 0) | np.isin(hole_labels, sorted(clicked))
 
 
 def _labels_at(labels: np.ndarray, points) -> set:
