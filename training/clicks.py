@@ -17,12 +17,31 @@ def _pick(rng: np.random.Generator, mask: np.ndarray):
     return np.array(np.unravel_index(rng.choice(index), mask.shape), dtype=np.float64)
 
 
+def deep_core(object_mask: np.ndarray, spacing) -> np.ndarray:
+    """The object's deep core (distance to its edge over max / 1.7, RITM's rule), or all of it when it has none."""
+    depth = ndimage.distance_transform_edt(np.pad(object_mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    return depth > depth.max() / 1.7 if depth.max() > 0 else object_mask
+
+
 def first_positive(rng, object_mask: np.ndarray, spacing) -> np.ndarray | None:
     """A voxel of the object: 40 % uniform over all of it (edges too), 60 % from its deep core."""
     if rng.random() < 0.4:
         return _pick(rng, object_mask)
-    depth = ndimage.distance_transform_edt(np.pad(object_mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
-    return _pick(rng, depth > depth.max() / 1.7) if depth.max() > 0 else _pick(rng, object_mask)
+    return _pick(rng, deep_core(object_mask, spacing))
+
+
+def first_click_sets(object_mask: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
+    """(every voxel, the deep-core voxels) of the object as flat indices: what first_positive draws from, to keep
+    for an object drawn again and again (its distance transform is the costly part)."""
+    return np.flatnonzero(object_mask), np.flatnonzero(deep_core(object_mask, spacing))
+
+
+def first_positive_from_sets(rng, sets: tuple, shape) -> np.ndarray | None:
+    """first_positive's draw, from first_click_sets (the same random numbers, the same voxel)."""
+    index = sets[0] if rng.random() < 0.4 else sets[1]
+    if index.size == 0:
+        return None
+    return np.array(np.unravel_index(rng.choice(index), tuple(shape)), dtype=np.float64)
 
 
 def _geometric(rng, p_zero: float, cap: int) -> int:

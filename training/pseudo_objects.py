@@ -42,12 +42,17 @@ def supervoxel_path(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / (key.replace("/", "__") + ".supervoxels.npz")
 
 
-def neighbour_value(rng, label: np.ndarray, box: tuple, value: int, reach: int = 4) -> int | None:
-    """A random other label value within `reach` voxels of object `value` (for a union of two neighbours)."""
+def neighbour_values(label: np.ndarray, box: tuple, value: int, reach: int = 4) -> np.ndarray:
+    """The other label values within `reach` voxels of object `value` (candidates for a union of two neighbours)."""
     grown = tuple(slice(max(s.start - reach, 0), s.stop + reach) for s in box)
     local = label[grown]
     near = ndimage.binary_dilation(local == value, iterations=reach) & (local != value) & (local > 0)
-    values = np.unique(local[near])
+    return np.unique(local[near])
+
+
+def neighbour_value(rng, label: np.ndarray, box: tuple, value: int, reach: int = 4) -> int | None:
+    """A random other label value within `reach` voxels of object `value` (for a union of two neighbours)."""
+    values = neighbour_values(label, box, value, reach)
     return int(rng.choice(values)) if values.size else None
 
 

@@ -10,9 +10,9 @@ from inference.normalize import normalize
 from inference.roi import sample
 
 from .augment import augment_intensity, augment_geometry
-from .clicks import first_positive, initial_clicks
+from .clicks import first_click_sets, first_positive, first_positive_from_sets, initial_clicks
 from .prompt_sim import region_prompt, scribble_clicks
-from .pseudo_objects import neighbour_value, paste_shape, smooth_shape
+from .pseudo_objects import neighbour_values, paste_shape, smooth_shape
 
 
 def object_boxes(label: np.ndarray) -> dict:
@@ -49,40 +49,24 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
     turns on contrast randomisation.
     """
     options = options or {}
-    draw = rng.random() if options else 1.0
-    cut = np.cumsum([options.get("union", 0.0), options.get("supervoxel", 0.0), options.get("synthetic", 0.0)])
-    if draw < cut[0]:
-        target = _label_target(rng, case, union=True)
-    elif draw < cut[1] and "supervoxels" in case:
-        target = _label_target(rng, case, supervoxels=True)
-    elif draw < cut[2]:
-        target = _synthetic_target(rng, case)
-    else:
-        target = _label_target(rng, case)
+    target = draw_target_and_roi(rng, case, manifest, options)
     if target is None:
         return None
-    label_map, values, box, first_scan, paste = target
-
+    roi, values, first_scan = target["roi"], target["values"], target["first_scan"]
     spacing = case["spacing_kji"]
-    known = rng.random() < 0.5
-    mask_box = box if known else None
-    zoom = rng.uniform(0.75, 1.4) if known else rng.uniform(0.8, 1.3)
-    roi = choose_roi(manifest, case["label"].shape, spacing, [first_scan], mask_box, zoom)
-    roi = type(roi)(roi.start + rng.uniform(-0.1, 0.1, 3) * np.array(roi.shape) * roi.step, roi.step, roi.shape)
     voxel_mm = roi.voxel_mm(spacing)
 
     image = normalize(sample(case["image"], roi, order=1, mode="nearest"), manifest["normalization"], case["stats"])
-    if paste is not None:
-        gt = paste(rng, roi, voxel_mm)
-        if gt is None:
-            return None
+    if target["kind"] == "synthetic":
+        gt = smooth_shape(rng, roi.shape, roi.to_patch(target["centre"]), target["semi_mm"] / voxel_mm)
         image = paste_shape(rng, image, gt)
         others = sample(case["label"], roi, order=0, mode="constant", cval=0) > 0
         others &= ~gt
     else:
-        labels = sample(label_map, roi, order=0, mode="constant", cval=0).astype(np.int64)
+        labels = sample(target["label_map"], roi, order=0, mode="constant", cval=0).astype(np.int64)
         gt = np.isin(labels, values)
-        others = (sample(case["label"], roi, order=0, mode="constant", cval=0) > 0) & ~gt
+        scan_labels = labels if target["label_map"] is case["label"] else sample(case["label"], roi, order=0, mode="constant", cval=0)
+        others = (scan_labels > 0) & ~gt
     if gt.sum() < 20:
         return None
     image, gt, others, (start_click,) = augment_geometry(rng, image, gt, others, [roi.to_patch(first_scan)])
@@ -119,8 +103,34 @@ def _prompt_kind(rng, options: dict) -> str | None:
     return None
 
 
-def _label_target(rng, case: dict, union: bool = False, supervoxels: bool = False):
-    """(label map, target values, box, first click in scan indices, None) for a label (or supervoxel, or union)."""
+def draw_target_and_roi(rng, case: dict, manifest: dict, options: dict) -> dict | None:
+    """The example's target (kind, label map and values, box, first click in scan indices; a synthetic shape's
+    centre and semi-axes) and its ROI, chosen like the engine chooses it, jittered. Shared with the GPU stream's
+    planner (training.stream_plans), so both draw the same examples from the same random numbers."""
+    draw = rng.random() if options else 1.0
+    cut = np.cumsum([options.get("union", 0.0), options.get("supervoxel", 0.0), options.get("synthetic", 0.0)])
+    if draw < cut[0]:
+        target = _label_target(rng, case, union=True)
+    elif draw < cut[1] and "supervoxels" in case:
+        target = _label_target(rng, case, supervoxels=True)
+    elif draw < cut[2]:
+        target = _synthetic_target(rng, case)
+    else:
+        target = _label_target(rng, case)
+    if target is None:
+        return None
+    known = rng.random() < 0.5
+    zoom = rng.uniform(0.75, 1.4) if known else rng.uniform(0.8, 1.3)
+    roi = choose_roi(manifest, case["label"].shape, case["spacing_kji"], [target["first_scan"]],
+                     target["box"] if known else None, zoom)
+    target["roi"] = type(roi)(roi.start + rng.uniform(-0.1, 0.1, 3) * np.array(roi.shape) * roi.step, roi.step, roi.shape)
+    return target
+
+
+def _label_target(rng, case: dict, union: bool = False, supervoxels: bool = False) -> dict | None:
+    """A label (or supervoxel, or a label and a neighbour) and its first click. A label's neighbour list and
+    first-click voxel sets are kept in the case: the distance transform of a brain-sized object costs up to a
+    second, and it is the same at every draw of that object (the draws are first_positive's)."""
     label_map, values, boxes = (case["supervoxels"], case["sv_values"], case["sv_boxes"]) if supervoxels else \
         (case["label"], case["values"], case["boxes"])
     if len(values) == 0:
@@ -131,19 +141,32 @@ def _label_target(rng, case: dict, union: bool = False, supervoxels: bool = Fals
         return None
     chosen = [value]
     if union:
-        other = neighbour_value(rng, label_map, box, value)
+        near = _memo(case, ("near", value), lambda: neighbour_values(label_map, box, value))
+        other = int(rng.choice(near)) if near.size else None  # pseudo_objects.neighbour_value's draw
         if other is None or other not in boxes:
             return None
         chosen.append(other)
         box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(box, boxes[other]))
-    local = np.isin(label_map[box], chosen)
-    first = first_positive(rng, local, case["spacing_kji"])
+    def compute_sets():
+        return first_click_sets(np.isin(label_map[box], chosen), case["spacing_kji"])
+
+    # Supervoxels are small and many (hundreds a case): keeping theirs would cost memory, not save time.
+    sets = compute_sets() if supervoxels else _memo(case, ("first", tuple(chosen)), compute_sets)
+    first = first_positive_from_sets(rng, sets, tuple(b.stop - b.start for b in box))
     if first is None:
         return None
-    return label_map, chosen, box, first + [s.start for s in box], None
+    return {"kind": "union" if union else ("supervoxel" if supervoxels else "label"), "label_map": label_map,
+            "values": chosen, "box": box, "first_scan": first + [s.start for s in box]}
 
 
-def _synthetic_target(rng, case: dict):
+def _memo(case: dict, key, compute):
+    memo = case.setdefault("memo", {})
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+def _synthetic_target(rng, case: dict) -> dict:
     """A smooth random shape (semi-axes 2-40 mm, any elongation) centred somewhere in the cached crop."""
     shape = np.array(case["label"].shape)
     centre = rng.uniform(0.15, 0.85, 3) * (shape - 1)
@@ -151,11 +174,8 @@ def _synthetic_target(rng, case: dict):
     semi_mm = np.exp(rng.uniform(np.log(2.0), np.log(40.0), 3))
     half = np.ceil(semi_mm / spacing).astype(int)
     box = tuple(slice(int(max(c - h, 0)), int(min(c + h + 1, n))) for c, h, n in zip(centre, half, shape))
-
-    def paste(rng, roi, voxel_mm):
-        return smooth_shape(rng, roi.shape, roi.to_patch(centre), semi_mm / voxel_mm)
-
-    return None, None, box, centre, paste
+    return {"kind": "synthetic", "label_map": None, "values": None, "box": box, "first_scan": centre,
+            "centre": centre, "semi_mm": semi_mm}
 
 
 def click_channel_names(manifest: dict) -> list[str]:

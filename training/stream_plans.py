@@ -8,10 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from inference.model_input import choose_roi
-
 from .batches import case_weights
-from .sampler import object_boxes
+from .sampler import draw_target_and_roi, object_boxes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,96 +61,17 @@ def plan_once(rng, cases, weights, manifest, options) -> dict | None:
 
 
 def plan_roi(rng, case: dict, manifest: dict, options: dict) -> dict | None:
-    """The target and ROI of one example, drawn as training.sampler.make_example draws them up to the ROI's
-    jitter (same rng, same order: the same seed gives the same case, target, first click and ROI)."""
-    draw = rng.random() if options else 1.0
-    cut = np.cumsum([options.get("union", 0.0), options.get("supervoxel", 0.0), options.get("synthetic", 0.0)])
-    plan: dict = {"spacing": np.asarray(case["spacing_kji"], dtype=np.float64)}
-    if draw < cut[0]:
-        target, plan["kind"] = label_target(rng, case, union=True), "union"
-    elif draw < cut[1] and "supervoxels" in case:
-        target, plan["kind"] = label_target(rng, case, supervoxels=True), "supervoxel"
-    elif draw < cut[2]:
-        target, plan["kind"] = _synthetic(rng, case, plan), "synthetic"
-    else:
-        target, plan["kind"] = label_target(rng, case), "label"
+    """The target and ROI of one example, drawn by training.sampler.make_example's own code (same rng, same order:
+    the same seed gives the same case, target, first click and ROI); the device draws the voxels."""
+    target = draw_target_and_roi(rng, case, manifest, options)
     if target is None:
         return None
-    _, values, box, first_scan, _ = target
-    plan.update(values=values, box=box, first_scan=np.asarray(first_scan, dtype=np.float64))
-    known = rng.random() < 0.5
-    zoom = rng.uniform(0.75, 1.4) if known else rng.uniform(0.8, 1.3)
-    roi = choose_roi(manifest, case["label"].shape, plan["spacing"], [first_scan], box if known else None, zoom)
-    plan["roi"] = type(roi)(roi.start + rng.uniform(-0.1, 0.1, 3) * np.array(roi.shape) * roi.step, roi.step, roi.shape)
+    plan = {"spacing": np.asarray(case["spacing_kji"], dtype=np.float64), "kind": target["kind"],
+            "values": target["values"], "box": target["box"], "roi": target["roi"],
+            "first_scan": np.asarray(target["first_scan"], dtype=np.float64)}
+    if target["kind"] == "synthetic":
+        plan.update(centre=target["centre"], semi_mm=target["semi_mm"])
     return plan
-
-
-def label_target(rng, case: dict, union: bool = False, supervoxels: bool = False):
-    """training.sampler._label_target, draw for draw, with each object's voxel lists kept: the first click's
-    distance transform of a brain-sized object costs a second on the CPU, which would starve a GPU, and it is the
-    same at every draw of that object."""
-    label_map, values, boxes = (case["supervoxels"], case["sv_values"], case["sv_boxes"]) if supervoxels else \
-        (case["label"], case["values"], case["boxes"])
-    if len(values) == 0:
-        return None
-    value = int(rng.choice(values))
-    box = boxes.get(value)
-    if box is None:
-        return None
-    chosen = [value]
-    if union:
-        near = _memo(case, ("near", value), lambda: _neighbour_values(label_map, box, value))
-        other = int(rng.choice(near)) if near.size else None  # pseudo_objects.neighbour_value's draw
-        if other is None or other not in boxes:
-            return None
-        chosen.append(other)
-        box = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(box, boxes[other]))
-    everywhere, core = _memo(case, ("first", supervoxels, tuple(chosen)),
-                             lambda: _first_click_sets(np.isin(label_map[box], chosen), case["spacing_kji"]))
-    # clicks.first_positive: 40 % anywhere in the object, else its deep core (each a _pick: rng.choice of indices).
-    index = everywhere if rng.random() < 0.4 else core
-    if index.size == 0:
-        return None
-    first = np.array(np.unravel_index(rng.choice(index), tuple(s.stop - s.start for s in box)), dtype=np.float64)
-    return label_map, chosen, box, first + [s.start for s in box], None
-
-
-def _memo(case: dict, key, compute):
-    memo = case.setdefault("memo", {})
-    if key not in memo:
-        memo[key] = compute()
-    return memo[key]
-
-
-def _neighbour_values(label: np.ndarray, box: tuple, value: int, reach: int = 4) -> np.ndarray:
-    """The values pseudo_objects.neighbour_value draws from: other labels within `reach` voxels of `value`."""
-    from scipy import ndimage
-
-    grown = tuple(slice(max(s.start - reach, 0), s.stop + reach) for s in box)
-    local = label[grown]
-    near = ndimage.binary_dilation(local == value, iterations=reach) & (local != value) & (local > 0)
-    return np.unique(local[near])
-
-
-def _first_click_sets(mask: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
-    """(every voxel, the deep-core voxels) of `mask` as flat indices, the sets clicks.first_positive draws from."""
-    from scipy import ndimage
-
-    everywhere = np.flatnonzero(mask)
-    depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
-    core = np.flatnonzero(depth > depth.max() / 1.7) if depth.max() > 0 else everywhere
-    return everywhere, core
-
-
-def _synthetic(rng, case: dict, plan: dict):
-    """training.sampler._synthetic_target's draws (centre, semi-axes), kept for the device to draw the shape."""
-    shape = np.array(case["label"].shape)
-    centre = rng.uniform(0.15, 0.85, 3) * (shape - 1)
-    semi_mm = np.exp(rng.uniform(np.log(2.0), np.log(40.0), 3))
-    half = np.ceil(semi_mm / plan["spacing"]).astype(int)
-    box = tuple(slice(int(max(c - h, 0)), int(min(c + h + 1, n))) for c, h, n in zip(centre, half, shape))
-    plan.update(centre=centre, semi_mm=semi_mm)
-    return None, None, box, centre, None
 
 
 def cpu_part(case: dict) -> dict:

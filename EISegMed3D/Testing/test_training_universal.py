@@ -161,7 +161,8 @@ def test_union_target_is_the_object_and_a_neighbour_within_reach():
     assert {neighbour_value(rng, label, boxes[1], 1) for _ in range(30)} == {2, 3}
     assert neighbour_value(rng, label, boxes[4], 4) is None
     case = {"label": label, "values": np.array([1]), "boxes": boxes, "spacing_kji": np.ones(3)}
-    _, values, box, first, _ = _label_target(rng, case, union=True)
+    target = _label_target(rng, case, union=True)
+    values, box, first = target["values"], target["box"], target["first_scan"]
     assert values[0] == 1 and values[1] in (2, 3)
     assert np.isin(label[tuple(np.round(first).astype(int))], values)
     union = np.isin(label, values)
