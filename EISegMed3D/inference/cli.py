@@ -306,22 +306,25 @@ def cmd_progress(args) -> int:
     return 0
 
 
-def cmd_evaluate(argv: list[str]) -> int:
+def _training_command(module: str, argv: list[str]) -> int:
+    """Run a sub-command that lives in the repository's training package (not shipped inside Slicer)."""
+    import importlib
+
+    name = module.rsplit(".", 1)[-1]
     try:
-        from training.evaluate import main as evaluate_main
+        main = importlib.import_module(module).main
     except ImportError as exc:
-        raise EISegError("evaluate needs the 'training' package of the EISeg-Med3D repository "
+        raise EISegError(f"{name} needs the 'training' package of the EISeg-Med3D repository "
                          f"(install the repository with 'pip install .[train]' or run from its root): {exc}") from exc
-    return int(evaluate_main(argv) or 0)
+    return int(main(argv) or 0)
+
+
+def cmd_evaluate(argv: list[str]) -> int:
+    return _training_command("training.evaluate", argv)
 
 
 def cmd_adapt(argv: list[str]) -> int:
-    try:
-        from training.adapt import main as adapt_main
-    except ImportError as exc:
-        raise EISegError("adapt needs the 'training' package of the EISeg-Med3D repository "
-                         f"(install the repository with 'pip install .[train]' or run from its root): {exc}") from exc
-    return int(adapt_main(argv) or 0)
+    return _training_command("training.adapt", argv)
 
 
 COMMANDS = {"segment": cmd_segment, "demo": cmd_demo, "info": cmd_info, "progress": cmd_progress}
