@@ -101,7 +101,7 @@ def main(argv=None) -> int:
               "```", "",
               "The pack holds the training cases (uint8 image, labels, supervoxels, spacing, statistics) and the "
               "starting weights, xz-compressed, within what the working tree leaves of the device's 64 MiB; cases "
-              "over that budget are dropped from the largest folder first (water-fat spine), listed in the pack's "
+              "over that budget are dropped from the largest folder (water-fat spine), every other case first, listed in the pack's "
               "meta. What differs from the CPU recipe: `training.torch_stream.DIFFERENCES`.", MARK_END]
     section = "\n".join(lines)
     print(section)
