@@ -80,7 +80,7 @@ def run(args) -> dict:
     from training.adapt import adapt
 
     cases = source_cases(args.source)
-    most = max(args.finished)
+    most = max(n for n, _ in args.cells)
     test = [c for c in cases[most:]][: args.test_cases or None]
     if not test:
         raise SystemExit(f"{args.source}: {len(cases)} cases; need more than {most} (N finished + other subjects)")
@@ -95,27 +95,28 @@ def run(args) -> dict:
 
         base = default_package().resolve()
     print(f"judging the base model {base.name} on {len(test)} other scan(s)", flush=True)
-    result = {"source": str(args.source), "base": str(base), "test_cases": test_keys, "seen_in_base_training": seen,
+    meta = json.loads((args.source / "dataset.json").read_text(encoding="utf-8"))
+    result = {"source": str(args.source), "derived": {k: meta[k] for k in ("derived_from", "note") if k in meta},
+              "base": str(base), "test_cases": test_keys, "seen_in_base_training": seen,
               "max_clicks": args.max_clicks, "trainer": args.trainer, "base_test": judge(base, args.source, test_keys,
                                                                                           args.max_clicks),
               "cells": []}
-    for n in args.finished:
-        for minutes in args.minutes:
-            folder = user_folder(args.out / "work" / f"finished_{n}", args.source, cases[:n])
-            started = time.time()
-            package = adapt(folder, minutes=minutes, base=base, trainer=args.trainer, eval_clicks=args.max_clicks,
-                            lr=args.lr)
-            manifest = json.loads((package / "model.json").read_text(encoding="utf-8"))
-            cell = {"finished": n, "minutes": minutes, "trained_on": len(manifest["training"]["scans_used"]),
-                    "held_back": manifest["adaptation"]["held_back"], "steps": manifest["training"]["steps"],
-                    "examples": manifest["training"]["examples_seen"],
-                    "train_minutes": manifest["training"]["minutes"], "wall_minutes": round((time.time() - started) / 60, 2),
-                    "held_back_verdict": manifest["adaptation"]["verdict"],
-                    "test": judge(package, args.source, test_keys, args.max_clicks)}
-            result["cells"].append(cell)
-            print(json.dumps(cell), flush=True)
-            if not args.keep:
-                shutil.rmtree(folder)
+    for n, minutes in args.cells:
+        folder = user_folder(args.out / "work" / f"finished_{n}", args.source, cases[:n])
+        started = time.time()
+        package = adapt(folder, minutes=minutes, base=base, trainer=args.trainer, eval_clicks=args.max_clicks,
+                        lr=args.lr)
+        manifest = json.loads((package / "model.json").read_text(encoding="utf-8"))
+        cell = {"finished": n, "minutes": minutes, "trained_on": len(manifest["training"]["scans_used"]),
+                "held_back": manifest["adaptation"]["held_back"], "steps": manifest["training"]["steps"],
+                "examples": manifest["training"]["examples_seen"],
+                "train_minutes": manifest["training"]["minutes"], "wall_minutes": round((time.time() - started) / 60, 2),
+                "held_back_verdict": manifest["adaptation"]["verdict"],
+                "test": judge(package, args.source, test_keys, args.max_clicks)}
+        result["cells"].append(cell)
+        print(json.dumps(cell), flush=True)
+        if not args.keep:
+            shutil.rmtree(folder)
     return result
 
 
@@ -126,6 +127,8 @@ def markdown(result: dict, command: str, plot: Path | None) -> str:
              f"Source `{Path(result['source']).name}`; base model `{Path(result['base']).name}`; judged on "
              f"{len(result['test_cases'])} other scan(s) ({base['objects']} objects), simulated user up to "
              f"{result['max_clicks']} clicks, the same clicks for both models. Trainer: {result['trainer']}. "
+             + (f"The source is derived from `{Path(result['derived']['derived_from']).name}`: "
+                f"{result['derived'].get('note', '')}. " if result.get("derived", {}).get("derived_from") else "")
              + ("**The base model trained on this source** (" + ", ".join(result["seen_in_base_training"]) + ")."
                 if result["seen_in_base_training"] else "The base model did not train on this source."),
              "", "| finished N (trained on) | minutes | steps | mIoU@1 | mIoU@3 | mIoU@5 | NoC@85 | mIoU@3 vs base | "
@@ -179,6 +182,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", type=Path, default=None, help="the split the base model trained with (to check)")
     parser.add_argument("--finished", default="1,3,5", help="numbers of finished scans N")
     parser.add_argument("--minutes", default="5,10,20", help="adaptation minutes")
+    parser.add_argument("--cells", default=None, help="N:minutes pairs instead of every N x minutes, e.g. 5:5,5:10,1:10")
     parser.add_argument("--max-clicks", type=int, default=20)
     parser.add_argument("--test-cases", type=int, default=0, help="judge on at most this many other scans (0: all)")
     parser.add_argument("--trainer", default="auto", choices=("auto", "torch", "paddle"))
@@ -191,6 +195,8 @@ def main(argv=None) -> int:
     if args.smoke:
         args.finished, args.minutes, args.max_clicks, args.test_cases = "1,3", "0.2", 3, 2
     args.finished, args.minutes = _numbers(args.finished, int), _numbers(args.minutes)
+    args.cells = ([(int(n), float(m)) for n, m in (pair.split(":") for pair in args.cells.split(","))] if args.cells
+                  else [(n, m) for n in args.finished for m in args.minutes])
     args.out.mkdir(parents=True, exist_ok=True)
     result = run(args)
     command = "python benchmarks/adapt.py " + shlex.join(argv)

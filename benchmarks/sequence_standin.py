@@ -1,0 +1,78 @@
+"""A stand-in for scans of a sequence the base model never saw, for the adaptation benchmark (issue 11).
+
+Every source in ../shared/data was in the bundled model's training, so no real unseen source is at hand. This
+takes a source's cases the base model did NOT train on (other subjects, by the split) and passes their images
+through one fixed, non-monotone intensity curve that keeps air dark but turns the brightest tissue (CSF on the
+water-fat images) dark again, as a T1-weighted image shows it:
+
+    f(x) = x * exp(-x^2 / (2 s^2)),  s = the median of the scan's non-air voxels, rescaled to 0-255
+
+Labels are linked, not copied; images are written beside them, with the source's geometry. The result is a data
+folder with its own dataset.json (derived data: it lives under runs/, never in the repository).
+
+    python benchmarks/sequence_standin.py ../shared/data/spine_mri_vertebral_bodies_waterfat \\
+        --split runs/adapt_bench/bundled_split.json --out runs/adapt_bench/waterfat_t1like
+
+(bundled_split.json: `git show b3c13f7:training/split.json`, the split the bundled model trained with)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+
+def t1_like(image: np.ndarray) -> np.ndarray:
+    """The fixed curve above, on one scan's intensities; returns 0-255 float32."""
+    x = image.astype(np.float32)
+    x = x - x.min()
+    tissue = x[x > np.percentile(x, 20)]
+    s = float(np.percentile(tissue, 50)) if tissue.size else float(x.max() or 1.0)
+    y = x * np.exp(-(x ** 2) / (2.0 * s ** 2))
+    return (255.0 * y / max(float(y.max()), 1e-6)).astype(np.float32)
+
+
+def unseen_cases(meta: dict, source_name: str, split: Path | None) -> list[dict]:
+    """The source's cases outside the base model's training split (all of them without a split)."""
+    train = set(json.loads(split.read_text(encoding="utf-8"))["train"]) if split else set()
+    return [c for c in sorted(meta["cases"], key=lambda c: c["case"]) if f"{source_name}/{c['case']}" not in train]
+
+
+def make(source: Path, out: Path, split: Path | None) -> Path:
+    meta = json.loads((source / "dataset.json").read_text(encoding="utf-8"))
+    cases = unseen_cases(meta, source.name, split)
+    if not cases:
+        raise SystemExit(f"{source}: every case is in the base model's training split")
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for case in cases:
+        image = sitk.ReadImage(str(source / case["image"]))
+        mapped = sitk.GetImageFromArray(t1_like(sitk.GetArrayFromImage(image)))
+        mapped.CopyInformation(image)
+        sitk.WriteImage(mapped, str(out / case["image"]), useCompression=True)
+        os.symlink((source / case["label"]).resolve(), out / case["label"])
+    derived = dict(meta, name=f"{source.name}_t1like", cases=cases,
+                   derived_from=str(source.resolve()),
+                   note="images through a fixed non-monotone curve (benchmarks/sequence_standin.py); labels linked")
+    (out / "dataset.json").write_text(json.dumps(derived, indent=1) + "\n", encoding="utf-8")
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("source", type=Path)
+    parser.add_argument("--split", type=Path, help="the split the base model trained with: its train cases are left out")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    folder = make(args.source, args.out, args.split)
+    print(f"{folder}: {len(json.loads((folder / 'dataset.json').read_text())['cases'])} cases")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
