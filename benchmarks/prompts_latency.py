@@ -57,7 +57,7 @@ def scribble_through(gt: np.ndarray, axis: int, index: int) -> list[tuple]:
     return _slice_points(axis, index, [(rows[p], cols[p]) for p in picks])
 
 
-def measure(scan: Path, labels, repeats: int) -> dict:
+def measure(scan: Path, labels, repeats: int, package: Path | None = None) -> dict:
     from inference.datafolder import label_path
     from inference.model import load_model
     from inference.session import InteractiveSession
@@ -68,9 +68,12 @@ def measure(scan: Path, labels, repeats: int) -> dict:
     volume = Volume.from_file(scan)
     truth = Volume.from_file(label_path(scan)).array
     labels = labels or [int(v) for v in np.unique(truth) if v != 0]
-    bundled = load_model(backend="onnx", device="cpu", threads=THREADS)
-    with tempfile.TemporaryDirectory() as tmp:
-        boxed = load_model(region_model(Path(tmp), bundled), backend="onnx", device="cpu", threads=THREADS)
+    if package is not None:  # one trained model with a region channel answers every prompt
+        bundled = boxed = load_model(package, backend="onnx", device="cpu", threads=THREADS)
+    else:
+        bundled = load_model(backend="onnx", device="cpu", threads=THREADS)
+        with tempfile.TemporaryDirectory() as tmp:
+            boxed = load_model(region_model(Path(tmp), bundled), backend="onnx", device="cpu", threads=THREADS)
     sessions = {"bundled": InteractiveSession(bundled), "region": InteractiveSession(boxed)}
     for session in sessions.values():
         session.set_volume(volume)
@@ -93,16 +96,17 @@ def measure(scan: Path, labels, repeats: int) -> dict:
                 rows.append({"label": value, "prompt": kind, "latency_s": result.latency_s, "model_s": result.model_s,
                              "runs": result.runs})
     return {"scan": str(scan), "shape_ijk": list(volume.shape[::-1]), "spacing_ijk": [float(s) for s in volume.spacing],
-            "labels": labels, "repeats": repeats, "rows": rows, "model": bundled.describe()}
+            "labels": labels, "repeats": repeats, "rows": rows, "model": bundled.describe(),
+            "package": None if package is None else str(package)}
 
 
-def render(result: dict, command: str) -> str:
+def render(result: dict, command: str, machine: str) -> str:
+    models = (f"every prompt on `{Path(result['package']).name}` (trained, with a region channel)" if result.get("package")
+              else "Box: the bundled architecture with 4 click channels, random weights; the others: the bundled model")
     lines = [MARK_START, "## Prompt latency: box, lasso, scribble beside a click", "",
              f"`{command}` — scan `{Path(result['scan']).name}` ({' x '.join(map(str, result['shape_ijk']))} voxels, "
              f"{' x '.join(f'{s:.2f}' for s in result['spacing_ijk'])} mm), labels {result['labels']}, each prompt "
-             f"{result['repeats']}x on a fresh object, ONNX Runtime {THREADS} threads, the shared 2-core machine "
-             "(a training run was using the CPU). Box: the bundled architecture with 4 click channels, random "
-             "weights; the others: the bundled model.", "",
+             f"{result['repeats']}x on a fresh object, ONNX Runtime {THREADS} threads, {machine}. {models}.", "",
              "| prompt | n | p50 latency | p95 latency | p50 model | runs (mean) |", "|---|---|---|---|---|---|"]
     for kind in ("click", "box", "lasso", "scribble"):
         picked = [r for r in result["rows"] if r["prompt"] == kind]
@@ -126,14 +130,17 @@ def main(argv=None) -> int:
     parser.add_argument("--scan", type=Path, default=DEFAULT_SCAN)
     parser.add_argument("--labels", default="", help="label values, e.g. 2,4,6 (default: all)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", type=Path, default=None, help="a trained package with a region channel for all prompts")
+    parser.add_argument("--machine", default="the shared 2-core machine (a training run was using the CPU)",
+                        help="how the machine was loaded, for the write-up")
     parser.add_argument("--write", action="store_true", help="rewrite this benchmark's section of BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not args.scan.is_file():
         raise SystemExit(f"{args.scan}: scan not found (../shared/data is not in the repository)")
     labels = [int(v) for v in args.labels.split(",") if v.strip()]
     tick = time.perf_counter()
-    result = measure(args.scan, labels, args.repeats)
-    text = render(result, "python benchmarks/prompts_latency.py " + shlex.join(argv))
+    result = measure(args.scan, labels, args.repeats, args.model)
+    text = render(result, "python benchmarks/prompts_latency.py " + shlex.join(argv), args.machine)
     print(text)
     print(f"({time.perf_counter() - tick:.0f} s)")
     if args.write:

@@ -14,7 +14,7 @@ import SimpleITK as sitk
 
 from inference import ClickError, InteractiveSession, Volume, load_model
 from inference.clickmaps import ball_radius
-from inference.model_input import choose_roi
+from inference.model_input import PLANAR_REACH, choose_roi
 from inference.prompts import Box, Lasso, Scribble, box_corners, plane_of, region_channel, scribble_points
 from tiny_prompt_nets import REGION_CHANNELS, region_manifest
 
@@ -31,8 +31,9 @@ class Recording:
         self.calls.append((image.copy(), clicks.copy()))
         return self.model.predict(image, clicks)
 
-    def channel(self, name: str) -> np.ndarray:
-        return self.calls[-1][1][0, self.manifest["inputs"][1]["channels"].index(name)]
+    def channel(self, name: str, run: int = -1) -> np.ndarray:
+        """The named input channel of one model run (default: the last; the first is before any zoom-out)."""
+        return self.calls[run][1][0, self.manifest["inputs"][1]["channels"].index(name)]
 
 
 @pytest.fixture(scope="module")
@@ -169,9 +170,22 @@ def test_roi_of_a_box_is_its_extent_times_the_margin_not_the_initial_size():
     manifest = region_manifest()  # initial 32 mm, margin 1.4, min 24 mm
     corners = np.array([[7, 5, 10], [7, 5, 30], [7, 20, 30], [7, 20, 10]], dtype=np.float64)  # k, j, i
     roi = choose_roi(manifest, (40, 40, 40), np.ones(3), corners, extent_known=True)
-    np.testing.assert_allclose(roi.voxel_mm(np.ones(3)) * 32, [21 * 1.4] * 3)  # 21 voxels of 1 mm, x margin
+    # 21 voxels of 1 mm, x margin, x the reach across the plane (PLANAR_REACH)
+    np.testing.assert_allclose(roi.voxel_mm(np.ones(3)) * 32, [21 * 1.4 * PLANAR_REACH] * 3)
     np.testing.assert_allclose((roi.start + roi.end) / 2, [7, 12.5, 20])  # centred on the box: the object may
     assert roi.end[0] - roi.start[0] > 20  # extend beyond the slice, so the ROI reaches as far along the normal
+
+
+def test_roi_of_a_box_reaches_across_its_plane_as_far_as_the_object_is_wide():
+    """An object as long across the plane as it is wide, drawn on an off-centre slice, fits the first ROI
+    (before: the ROI's reach across the plane was 0.7 x the width, and a second, zoomed-out run was needed)."""
+    manifest = region_manifest()
+    corners = np.array([[30, 5, 10], [30, 5, 30], [30, 25, 30], [30, 25, 10]], dtype=np.float64)  # 21 x 21 on k = 30
+    roi = choose_roi(manifest, (80, 40, 40), np.ones(3), corners, extent_known=True)
+    assert roi.start[0] <= 30 - 21 and roi.end[0] >= 30 + 21
+    after_a_mask = choose_roi(manifest, (80, 40, 40), np.ones(3), corners,
+                              (slice(12, 45), slice(5, 26), slice(10, 31)), extent_known=True)
+    np.testing.assert_allclose(after_a_mask.voxel_mm(np.ones(3)) * 32, [33 * 1.4] * 3)  # 3D extent known: no reach
 
 
 def test_a_region_larger_than_the_roi_limit_is_still_seen_whole():
@@ -344,5 +358,5 @@ def test_interactive_vnet_with_a_region_channel_exports_and_takes_a_box(tmp_path
     assert model.manifest["inputs"][1]["channels"] == REGION_CHANNELS
     session, recording = _session(model, oblique_volume)
     result = session.add_box(ijk=((14.0, 20.0, 12.0), (30.0, 36.0, 12.0)))
-    assert recording.calls[-1][1].shape == (1, 4, 16, 16, 16) and recording.channel("region").sum() > 10
+    assert recording.calls[-1][1].shape == (1, 4, 16, 16, 16) and recording.channel("region", run=0).sum() > 10
     assert result.mask.shape == SHAPE and result.runs >= 1

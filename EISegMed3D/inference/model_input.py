@@ -11,6 +11,12 @@ from .normalize import normalize
 from .prompts import channel_names, prompt_channels
 
 
+# A box or lasso gives the object's size in its plane only. Across the plane the object may reach as far as it is
+# wide, and off-centre (users draw on the largest slice, not the middle one): without this the first run cut
+# vertebral bodies off across the plane and a second, zoomed-out run was needed (benchmarks/prompts_latency.py).
+PLANAR_REACH = 1.5
+
+
 def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=None, zoom: float = 1.0,
                focus_kji=None, extent_known: bool = False) -> roi_mod.Roi:
     """The ROI for the current prompts and mask, per the manifest's spacing policy; `zoom` > 1 widens it.
@@ -31,6 +37,8 @@ def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=Non
         points = np.vstack([points, corners])
     lo, hi = points.min(axis=0), points.max(axis=0)
     size = roi_mod.roi_size_mm(lo, hi, spacing_kji, policy, object_known=mask_box is not None or extent_known) * zoom
+    if extent_known and mask_box is None:
+        size *= PLANAR_REACH
     limit = policy.get("max_roi_mm")
     if limit and size > limit:
         # Too large to see at the model's resolution: refine around the latest prompt only (the rest of the
