@@ -84,7 +84,7 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
             if lead and snapshot_s and elapsed >= next_snapshot:
                 trainer.save(run_dir, done)
                 keep_snapshot(run_dir, done)
-                next_snapshot += snapshot_s
+                next_snapshot = next_due(next_snapshot, elapsed, snapshot_s)
             if time_limit_s and elapsed > time_limit_s:
                 trainer.save(run_dir, done)
                 break
@@ -126,6 +126,14 @@ class _NoBar:
 
     def set_postfix(self, **_):
         pass
+
+
+def next_due(due: float, elapsed: float, period: float) -> float:
+    """The first time on the `period` grid after `elapsed`: a run paused for an hour (kill -STOP) takes one
+    snapshot when it wakes, not one a step until the grid catches up."""
+    while due <= elapsed:
+        due += period
+    return due
 
 
 def keep_snapshot(run_dir: Path, step: int) -> Path:

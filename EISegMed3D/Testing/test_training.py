@@ -392,3 +392,12 @@ def test_dataset_sampling_run_trains_and_a_bad_setting_fails_before_training(syn
     assert main(["--config", str(config_path), "--run-dir", str(synth["root"] / "run_by_dataset")]) == 0
     with pytest.raises(ValueError, match="case sampling"):
         ExampleStream(synth["cache"], KEYS[:2], synth["manifest"], 1, 0, sampling="by_folder")
+
+
+def test_a_run_woken_after_a_long_pause_schedules_one_snapshot_not_one_a_step():
+    from training.train import next_due
+
+    # 20-minute snapshots; the run was stopped for 55 minutes just before the first was due
+    due = next_due(1200.0, 1200.0 + 55 * 60, 1200.0)
+    assert due == 4800.0  # the next grid time after 4500 s; before, 2400 s: a snapshot at each of the next steps
+    assert next_due(1200.0, 1250.0, 1200.0) == 2400.0  # the usual case
