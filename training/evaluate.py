@@ -29,14 +29,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--no-model", action="store_true", help="evaluate the baselines only")
     parser.add_argument("--max-clicks", type=int, default=20)
     parser.add_argument("--baselines", default=None, help="comma list of growcut, random_walker; '' for none "
-                        "(default: growcut with clicks first, none with a box or lasso first)")
+                        "(default: growcut with clicks first, none with another first prompt)")
     parser.add_argument("--variants", default="mm", help="click distance variants: mm (primary), voxel, or mm,voxel")
     parser.add_argument("--first-click", default="deepest", choices=FIRST_CLICKS,
                         help=f"deepest: the protocol's first click; edge: just inside the object's edge "
                         f"({EDGE_DEPTH_MM:g} mm), to test what the original's users reported")
     parser.add_argument("--first-prompt", default="click", choices=FIRST_PROMPTS,
                         help="click: the protocol; box / lasso: first a box or lasso on the object's largest slice "
-                        "across the scan's thick-slice axis, then the protocol's clicks (model only)")
+                        "across the scan's thick-slice axis; scribble: first a stroke along the skeleton of its widest "
+                        "axis-plane cross-section; then the protocol's clicks (model only)")
     parser.add_argument("--split", type=Path, default=None, help='split.json {"train": [...], "val": [...]}; default: all cases')
     parser.add_argument("--subset", default="val", help="which list of the split to evaluate")
     parser.add_argument("--structures", default=None, help="comma list: only label names containing one of these")

@@ -1,4 +1,4 @@
-"""The simulated user's box-first and lasso-first modes: where the first prompt goes, and the evaluation end to end
+"""The simulated user's box-, lasso- and scribble-first modes: where the first prompt goes, and the evaluation end to end
 with real exported models (a region-channel model for boxes, the 3-channel model for lassos)."""
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from skimage.measure import points_in_poly
 
 from inference import ClickError, InteractiveSession, Volume, load_model
 from test_evaluation import _write_case
-from training.evaluation.prompt_user import first_box, first_lasso, largest_slice, simulate_prompt_first, through_plane_axis
+from training.evaluation.prompt_user import (first_box, first_lasso, first_scribble, largest_slice, simulate_prompt_first,
+                                            through_plane_axis, widest_axis_slice)
 from training.evaluation.run import evaluate
 
 
@@ -95,3 +96,31 @@ def test_evaluate_lasso_first_end_to_end(tiny_model_dir, tmp_path):
                  "2", "--first-prompt", "lasso", "--out", str(out), "--quiet"]) == 0
     document = json.loads((out / "evaluation.json").read_text(encoding="utf-8"))
     assert set(document["runs"]) == {"model"} and document["settings"]["first_prompt"] == "lasso"
+
+
+def test_first_scribble_runs_along_a_bent_tube_on_its_widest_slice():
+    """A cord-like tube bent like an L in the planes j = 8-10, thin across them: the stroke lies on that sagittal plane,
+    inside the tube, from one end of the L to the other (the skeleton's longest path, not a crossing segment)."""
+    gt = np.zeros((40, 20, 30), bool)  # k, j, i
+    gt[4:34, 8:11, 4:7] = True  # down along k at i 4-6
+    gt[31:34, 8:11, 4:26] = True  # then along i at k 31-33
+    axis, index = widest_axis_slice(gt, (1.0, 1.0, 1.0))
+    assert axis == 1 and index in (8, 9, 10)  # the three j slices tie
+    stroke = np.array(first_scribble(gt, (1.0, 1.0, 1.0))["ijk"])  # (i, j, k)
+    assert np.all(stroke[:, 1] == index)
+    kji = np.round(stroke[:, ::-1]).astype(int)
+    assert gt[tuple(kji.T)].all()
+    ends = {tuple(kji[0]), tuple(kji[-1])}
+    assert any(k <= 7 for k, _, _ in ends) and any(i >= 22 for _, _, i in ends)  # from the top of the L to its foot
+    steps = np.abs(np.diff(kji, axis=0)).max(axis=1)
+    assert steps.max() == 1  # consecutive skeleton pixels: the stroke never leaves the tube
+
+
+def test_evaluate_scribble_first_end_to_end(tiny_model_dir, tmp_path):
+    folder = tmp_path / "tiny_cord"
+    folder.mkdir()
+    cases = [_write_case(folder, "case_000", (20, 28, 28), [((8, 10, 10), 5.0), ((12, 18, 18), 6.0)], (1.0, 1.0, 2.0), 0)]
+    (folder / "dataset.json").write_text(json.dumps({"name": "tiny_cord", "cases": cases}))
+    model = load_model(tiny_model_dir, backend="onnx", threads=1)
+    results = evaluate([folder], model, max_clicks=3, progress=False, first_prompt="scribble")
+    assert all([c["prompt"] for c in o["clicks"]] == ["scribble", "click", "click"] for o in results["runs"]["model"])

@@ -1,4 +1,4 @@
-"""The simulated user's box-first and lasso-first modes (issue 12): a box or a lasso first, then the protocol's clicks.
+"""The simulated user's box-, lasso- and scribble-first modes (issue 12): that prompt first, then the protocol's clicks.
 
 The first prompt goes on the object's largest slice across the scan's through-plane axis: the axis of the largest
 voxel spacing (the thick-slice axis; k when the scan is isotropic), the slice where the object's cross-section has
@@ -8,18 +8,24 @@ the most voxels (ties: lowest index). There the simulated user draws
 - lasso: the outer contour of the slice's largest 2D component (skimage.measure.find_contours at level 0.5, which
   passes half-way between object and background voxel centres, so the filled contour holds exactly that
   component's voxel centres, holes filled).
+A scribble goes where a user strokes along a long, thin object: on the axis-plane slice (any of the three) whose
+cross-section has the largest area in mm^2, along the longest path of the 2D skeleton of that slice's largest
+component (skimage.morphology.skeletonize; the path is the skeleton tree's diameter), every skeleton pixel of it.
 Deterministic, no jitter. Then each further step is robot.next_click on the current error, as in the protocol.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order
 from skimage.measure import find_contours
+from skimage.morphology import skeletonize
 
 from . import metrics
 from .robot import next_click
 
-FIRST_PROMPTS = ("click", "box", "lasso")
+FIRST_PROMPTS = ("click", "box", "lasso", "scribble")
 
 
 def through_plane_axis(spacing_ijk) -> int:
@@ -73,17 +79,71 @@ def first_lasso(gt: np.ndarray, spacing_ijk) -> dict:
     return {"ijk": _slice_points(axis, index, outline), "positive": True}
 
 
+def widest_axis_slice(gt: np.ndarray, spacing_ijk) -> tuple[int, int]:
+    """(array axis, index) of the axis-plane slice, of all three orientations, with the largest object area (mm^2)."""
+    spacing_kji = np.asarray(spacing_ijk, dtype=np.float64)[::-1]
+    best = None
+    for axis in range(3):
+        others = [a for a in range(3) if a != axis]
+        areas = (np.asarray(gt) > 0).sum(axis=tuple(others)) * spacing_kji[others[0]] * spacing_kji[others[1]]
+        if best is None or areas.max() > best[0]:
+            best = (float(areas.max()), axis, int(np.argmax(areas)))
+    if best[0] == 0:
+        raise ValueError("the object is empty")
+    return best[1], best[2]
+
+
+def _longest_path(skeleton: np.ndarray) -> np.ndarray:
+    """(row, col) of the skeleton pixels on its longest path (8-connected; from a farthest end to the other)."""
+    pixels = np.argwhere(skeleton)
+    if len(pixels) <= 2:
+        return pixels
+    index = -np.ones(skeleton.shape, dtype=np.int64)
+    index[tuple(pixels.T)] = np.arange(len(pixels))
+    padded = np.pad(index, 1, constant_values=-1)
+    rows, cols = [], []
+    for dr in (-1, 0, 1):
+        for dc in (-1, 0, 1):
+            if dr or dc:
+                neighbour = padded[1 + dr:padded.shape[0] - 1 + dr, 1 + dc:padded.shape[1] - 1 + dc][tuple(pixels.T)]
+                keep = neighbour >= 0
+                rows.append(np.arange(len(pixels))[keep])
+                cols.append(neighbour[keep])
+    graph = coo_matrix((np.ones(sum(len(r) for r in rows)), (np.concatenate(rows), np.concatenate(cols))),
+                       shape=(len(pixels), len(pixels))).tocsr()
+    far = breadth_first_order(graph, 0, directed=False, return_predecessors=False)[-1]
+    order, predecessors = breadth_first_order(graph, far, directed=False)
+    node, path = order[-1], []
+    while node >= 0:
+        path.append(node)
+        node = predecessors[node]
+    return pixels[path]
+
+
+def first_scribble(gt: np.ndarray, spacing_ijk) -> dict:
+    """add_scribble arguments: a stroke (i, j, k) along the skeleton of the widest axis-plane cross-section."""
+    axis, index = widest_axis_slice(gt, spacing_ijk)
+    plane = np.take(np.asarray(gt) > 0, index, axis=axis)
+    labels, _ = ndimage.label(plane)
+    part = labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
+    path = _longest_path(skeletonize(part))
+    return {"ijk": _slice_points(axis, index, path), "positive": True}
+
+
+FIRST_ARGUMENTS = {"box": first_box, "lasso": first_lasso, "scribble": first_scribble}
+
+
 def simulate_prompt_first(segmenter, volume, gt: np.ndarray, max_steps: int, first_prompt: str,
                           variant: str = "mm") -> list[dict]:
     """Step 1 a box or lasso (as above), then robot.next_click; one record per step, as run.simulate writes them
     (step 1 has "prompt" and no click position)."""
-    if first_prompt not in ("box", "lasso"):
-        raise ValueError(f"first prompt {first_prompt!r}: use 'box' or 'lasso' (clicks: run.simulate)")
+    if first_prompt not in FIRST_ARGUMENTS:
+        raise ValueError(f"first prompt {first_prompt!r}: use box, lasso or scribble (clicks: run.simulate)")
     segmenter.set_volume(volume)
     records, pred = [], None
     for number in range(1, max_steps + 1):
         if number == 1:
-            arguments = first_box(gt, volume.spacing) if first_prompt == "box" else first_lasso(gt, volume.spacing)
+            arguments = FIRST_ARGUMENTS[first_prompt](gt, volume.spacing)
             result = getattr(segmenter, f"add_{first_prompt}")(**arguments)
             ijk, positive, prompt = None, True, first_prompt
         else:
@@ -103,5 +163,5 @@ def simulate_prompt_first(segmenter, volume, gt: np.ndarray, max_steps: int, fir
     return records
 
 
-__all__ = ["FIRST_PROMPTS", "through_plane_axis", "largest_slice", "first_box", "first_lasso",
-           "simulate_prompt_first"]
+__all__ = ["FIRST_PROMPTS", "through_plane_axis", "largest_slice", "widest_axis_slice", "first_box", "first_lasso",
+           "first_scribble", "simulate_prompt_first"]
