@@ -158,7 +158,7 @@ class TorchTrainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
         self.optimizer.step()
-        return float(loss)
+        return float(loss.detach())  # no autograd warning in every user's adapt output
 
     def agreed_max(self, value: float) -> float:
         return value  # one process
