@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order
+from skimage.graph import pixel_graph
 from skimage.measure import find_contours
 from skimage.morphology import skeletonize
 
@@ -98,26 +98,14 @@ def _longest_path(skeleton: np.ndarray) -> np.ndarray:
     pixels = np.argwhere(skeleton)
     if len(pixels) <= 2:
         return pixels
-    index = -np.ones(skeleton.shape, dtype=np.int64)
-    index[tuple(pixels.T)] = np.arange(len(pixels))
-    padded = np.pad(index, 1, constant_values=-1)
-    rows, cols = [], []
-    for dr in (-1, 0, 1):
-        for dc in (-1, 0, 1):
-            if dr or dc:
-                neighbour = padded[1 + dr:padded.shape[0] - 1 + dr, 1 + dc:padded.shape[1] - 1 + dc][tuple(pixels.T)]
-                keep = neighbour >= 0
-                rows.append(np.arange(len(pixels))[keep])
-                cols.append(neighbour[keep])
-    graph = coo_matrix((np.ones(sum(len(r) for r in rows)), (np.concatenate(rows), np.concatenate(cols))),
-                       shape=(len(pixels), len(pixels))).tocsr()
+    graph, nodes = pixel_graph(skeleton, connectivity=2)
     far = breadth_first_order(graph, 0, directed=False, return_predecessors=False)[-1]
     order, predecessors = breadth_first_order(graph, far, directed=False)
     node, path = order[-1], []
     while node >= 0:
         path.append(node)
         node = predecessors[node]
-    return pixels[path]
+    return np.column_stack(np.unravel_index(nodes[path], skeleton.shape))
 
 
 def first_scribble(gt: np.ndarray, spacing_ijk) -> dict:
