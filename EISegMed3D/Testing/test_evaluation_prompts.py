@@ -78,13 +78,19 @@ def test_box_first_needs_a_region_model(tiny_model_dir):
         simulate_prompt_first(InteractiveSession(model), volume, gt, 2, "box")
 
 
+def _tiny_folder(tmp_path, name: str):
+    """A data folder with one synthetic case of two objects (1 x 1 x 2 mm voxels)."""
+    folder = tmp_path / name
+    folder.mkdir()
+    cases = [_write_case(folder, "case_000", (20, 28, 28), [((8, 10, 10), 5.0), ((12, 18, 18), 6.0)], (1.0, 1.0, 2.0), 0)]
+    (folder / "dataset.json").write_text(json.dumps({"name": name, "cases": cases}))
+    return folder
+
+
 def test_evaluate_lasso_first_end_to_end(tiny_model_dir, tmp_path):
     from training.evaluate import main
 
-    folder = tmp_path / "tiny_spine"
-    folder.mkdir()
-    cases = [_write_case(folder, "case_000", (20, 28, 28), [((8, 10, 10), 5.0), ((12, 18, 18), 6.0)], (1.0, 1.0, 2.0), 0)]
-    (folder / "dataset.json").write_text(json.dumps({"name": "tiny_spine", "cases": cases}))
+    folder = _tiny_folder(tmp_path, "tiny_spine")
     model = load_model(tiny_model_dir, backend="onnx", threads=1)
     results = evaluate([folder], model, max_clicks=2, progress=False, first_prompt="lasso")
     assert results["settings"]["first_prompt"] == "lasso"
@@ -117,10 +123,7 @@ def test_first_scribble_runs_along_a_bent_tube_on_its_widest_slice():
 
 
 def test_evaluate_scribble_first_end_to_end(tiny_model_dir, tmp_path):
-    folder = tmp_path / "tiny_cord"
-    folder.mkdir()
-    cases = [_write_case(folder, "case_000", (20, 28, 28), [((8, 10, 10), 5.0), ((12, 18, 18), 6.0)], (1.0, 1.0, 2.0), 0)]
-    (folder / "dataset.json").write_text(json.dumps({"name": "tiny_cord", "cases": cases}))
+    folder = _tiny_folder(tmp_path, "tiny_cord")
     model = load_model(tiny_model_dir, backend="onnx", threads=1)
     results = evaluate([folder], model, max_clicks=3, progress=False, first_prompt="scribble")
     assert all([c["prompt"] for c in o["clicks"]] == ["scribble", "click", "click"] for o in results["runs"]["model"])
