@@ -214,3 +214,21 @@ def test_roi_past_the_size_limit_refines_around_the_latest_click():
     # below the limit nothing changes
     small = [(50.0, 150.0, 150.0)]
     assert np.allclose(choose_roi(manifest, shape, spacing_kji, small).step, choose_roi(MANIFEST, shape, spacing_kji, small).step)
+
+
+@settings(max_examples=60, deadline=None)
+@given(in_shape=st.tuples(*[st.integers(1, 30)] * 3), out_shape=st.tuples(*[st.integers(1, 40)] * 3),
+       scale=st.tuples(*[st.floats(0.1, 4.0)] * 3), offset=st.tuples(*[st.floats(-6.0, 6.0)] * 3),
+       mode=st.sampled_from(["nearest", "constant"]))
+def test_separable_linear_matches_ndimage_affine_transform(in_shape, out_shape, scale, offset, mode):
+    """The fast path of sample/to_scan gives ndimage's values, edges and outside-the-scan handling included."""
+    from scipy import ndimage
+
+    from inference.roi import separable_linear
+
+    array = np.random.default_rng(sum(in_shape)).normal(size=in_shape).astype(np.float32)
+    reference = ndimage.affine_transform(array, scale, offset=offset, output_shape=out_shape, order=1, mode=mode,
+                                         cval=0.0, prefilter=False)
+    got = separable_linear(array, scale, offset, out_shape, outside_zero=mode == "constant")
+    assert got.shape == reference.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, reference, atol=1e-5)

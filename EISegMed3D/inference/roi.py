@@ -68,6 +68,8 @@ def sample(array: np.ndarray, roi: Roi, order: int = 1, mode: str = "nearest", c
     lo = np.clip(np.floor(np.minimum(roi.start, roi.end)).astype(int) - 1, 0, np.array(array.shape) - 1)
     hi = np.clip(np.ceil(np.maximum(roi.start, roi.end)).astype(int) + 2, lo + 1, array.shape)
     crop = np.asarray(array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], dtype=np.float32)
+    if order == 1 and (mode == "nearest" or (mode == "constant" and cval == 0.0)):
+        return separable_linear(crop, roi.step, roi.start - lo, roi.shape, outside_zero=mode == "constant")
     return ndimage.affine_transform(crop, roi.step, offset=roi.start - lo, output_shape=roi.shape,
                                     order=order, mode=mode, cval=cval, prefilter=False)
 
@@ -79,6 +81,36 @@ def to_scan(patch: np.ndarray, roi: Roi, scan_shape) -> tuple[tuple, np.ndarray]
     shape = tuple(s.stop - s.start for s in box)
     if min(shape) <= 0:
         return box, np.zeros(shape, dtype=np.float32)
-    values = ndimage.affine_transform(patch.astype(np.float32), 1.0 / roi.step, offset=(lo - roi.start) / roi.step,
-                                      output_shape=shape, order=1, mode="nearest", prefilter=False)
-    return box, values
+    return box, separable_linear(patch, 1.0 / roi.step, (lo - roi.start) / roi.step, shape)
+
+
+def separable_linear(array: np.ndarray, scale, offset, shape, outside_zero: bool = False) -> np.ndarray:
+    """Trilinear resampling on an axis-aligned grid, out[o] = array[offset + scale * o], as ndimage.affine_transform
+    (order 1, no prefilter) gives with mode "nearest" (or "constant" with cval 0 when `outside_zero`).
+
+    A diagonal transform makes linear interpolation separable: one axis at a time, two gathers and a weighted sum,
+    the most shrinking axis first so the intermediate stays small. 10-20x faster than ndimage's per-voxel loop on a
+    click's ROI, which was a quarter of a click's time on 2 cores."""
+    out = np.asarray(array, dtype=np.float32)
+    ratios = [int(shape[a]) / out.shape[a] for a in range(out.ndim)]
+    for axis in sorted(range(out.ndim), key=lambda a: ratios[a]):
+        below, above, w_below, w_above = _axis_taps(out.shape[axis], int(shape[axis]), float(scale[axis]),
+                                                    float(offset[axis]), outside_zero)
+        view = [1] * out.ndim
+        view[axis] = -1
+        out = out.take(below, axis=axis) * w_below.reshape(view) + out.take(above, axis=axis) * w_above.reshape(view)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _axis_taps(n_in: int, n_out: int, scale: float, offset: float, outside_zero: bool):
+    """Along one axis: the two input indices and weights of each output position; taps past an edge take the
+    edge voxel ("nearest"), or weigh nothing when `outside_zero` and the position lies beyond the edges."""
+    x = offset + scale * np.arange(n_out, dtype=np.float64)
+    below = np.floor(x)
+    w_above = x - below
+    w_below = 1.0 - w_above
+    if outside_zero:  # ndimage "constant": no interpolation beyond the edges, the value is cval there
+        outside = (x < 0) | (x > n_in - 1)
+        w_below[outside] = w_above[outside] = 0.0
+    return (np.clip(below, 0, n_in - 1).astype(np.intp), np.clip(below + 1, 0, n_in - 1).astype(np.intp),
+            w_below.astype(np.float32), w_above.astype(np.float32))
