@@ -242,6 +242,29 @@ def test_a_positive_click_in_a_hole_of_the_object_keeps_it_and_fills_that_hole()
     assert clean_components(shell, [(12, 12, 19)], [])[12, 12, 12] == 0
 
 
+def test_hole_filling_in_the_mask_box_equals_filling_the_whole_array():
+    """The fill is computed in the mask's bounding box only; the holes it fills are those of the whole array."""
+    from scipy import ndimage
+
+    from inference.mask_ops import _FULL, _fill_holes_under
+
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        mask = np.zeros((30, 32, 34), bool)  # the object away from the array's corner: its box starts inside
+        mask[6:26, 5:27, 7:31] = ndimage.gaussian_filter(rng.random((20, 22, 24)), 1.5) > 0.5
+        mask[rng.integers(14, 26):, :, :rng.integers(8, 22)] = False  # objects off the centre, some at the border
+        deep = np.argwhere(ndimage.binary_erosion(mask, iterations=2))
+        for k, j, i in deep[rng.choice(len(deep), 3)]:
+            mask[k, j, i:i + 2] = False  # cavities: enclosed background
+        holes, count = ndimage.label(ndimage.binary_fill_holes(mask) & ~mask, structure=_FULL)
+        assert count > 0  # the case worth testing: enclosed background
+        points = np.vstack([np.argwhere(~mask)[rng.choice((~mask).sum(), 20)],
+                            np.argwhere(holes > 0)[rng.choice((holes > 0).sum(), 2)]])
+        clicked = sorted({int(v) for v in holes[tuple(points.T)] if v})
+        expected = mask | np.isin(holes, clicked) if clicked else mask
+        np.testing.assert_array_equal(_fill_holes_under(mask.astype(np.uint8), points) > 0, expected)
+
+
 def test_session_drops_a_component_holding_only_a_negative_click(session, volume):
     """End to end: a far-away blob of the previous mask that gets a negative click is removed."""
     existing = np.zeros(volume.shape, np.uint8)
