@@ -360,3 +360,43 @@ def test_interactive_vnet_with_a_region_channel_exports_and_takes_a_box(tmp_path
     result = session.add_box(ijk=((14.0, 20.0, 12.0), (30.0, 36.0, 12.0)))
     assert recording.calls[-1][1].shape == (1, 4, 16, 16, 16) and recording.channel("region", run=0).sum() > 10
     assert result.mask.shape == SHAPE and result.runs >= 1
+
+
+def test_a_stroke_longer_than_the_largest_roi_runs_in_windows_at_the_fine_grid(tiny_model_dir, tmp_path):
+    """A 13 cm stroke with a 32 mm largest ROI: windows of 32 mm along it (not one coarse 18 cm ROI), each with
+    the click-sized ball; the mask follows the whole stroke as a thin tube, and the mask outside the windows stays."""
+    import copy
+
+    model = load_model(tiny_model_dir, backend="onnx", device="cpu", threads=1)
+    recording = Recording(model)
+    recording.manifest = copy.deepcopy(model.manifest)
+    recording.manifest["spacing_policy"]["max_roi_mm"] = 32.0
+    array = (np.random.default_rng(2).random((24, 40, 150)) * 100).astype(np.int16)
+    volume = Volume(array, np.diag([1.0, 1.0, 1.0, 1.0]))
+    session = InteractiveSession(recording)
+    session.set_volume(volume)
+    stroke = np.array([[10.0, 20.0, 12.0], [80.0, 30.0, 12.0], [140.0, 10.0, 12.0]])  # (i, j, k), 13 cm
+    from inference.model_input import stroke_windows
+
+    boxes = [w.scan_box(volume.shape) for w in stroke_windows(recording.manifest, volume.shape, (1.0, 1.0, 1.0),
+                                                              stroke[:, ::-1])]
+    covered = np.zeros(volume.shape, bool)
+    for box in boxes:
+        covered[box] = True
+    union = tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
+    inside_union = np.zeros(volume.shape, bool)
+    inside_union[union] = True
+    spot = np.argwhere(inside_union & ~covered)[0]  # in the windows' box, under no window: kept as it was
+    existing = np.zeros(volume.shape, np.uint8)
+    existing[tuple(spot)] = 1
+    session.set_mask(existing)
+    result = session.add_scribble(ijk=stroke)
+    assert result.runs == len(recording.calls) >= 4
+    np.testing.assert_allclose(session.last_roi.voxel_mm(volume.spacing[::-1]), 1.0)  # 32 mm over 32 voxels
+    mask = result.mask > 0
+    for i in range(10, 141, 5):  # the tube follows the stroke end to end
+        j = int(round(np.interp(i, stroke[:, 0], stroke[:, 1])))
+        assert mask[12, j, i], f"stroke point i={i} not in the mask"
+    assert mask[12, :, 80].sum() <= 9  # thin: the 3 mm ball of a fine grid, not a coarse grid's blob
+    assert mask[tuple(spot)]
+    assert session.undo().mask[12, 30, 80] == 0

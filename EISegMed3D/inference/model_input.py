@@ -48,6 +48,32 @@ def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=Non
     return roi_mod.isotropic_roi(lo, hi, spacing_kji, patch, size)
 
 
+# A stroke longer than the largest ROI is seen through windows of that size along it, each its own model run, so
+# a vessel or the cord keeps the fine grid a click would get (seen whole at once, a 20 cm stroke put the cord in
+# 2 patch voxels and the answer covered 50 times its volume). Consecutive windows overlap by 40 %.
+WINDOW_STRIDE = 0.6
+
+
+def stroke_windows(manifest: dict, scan_shape, spacing_kji, stroke_kji) -> list[roi_mod.Roi] | None:
+    """Windows of the largest ROI centred at even steps along a stroke too long for one, or None when one ROI of
+    at most the largest size holds it (or the policy sets no largest size)."""
+    policy = manifest["spacing_policy"]
+    limit = policy.get("max_roi_mm")
+    if policy["type"] != "roi_isotropic" or not limit:
+        return None
+    points = np.asarray(stroke_kji, dtype=np.float64).reshape(-1, 3)
+    spacing = np.asarray(spacing_kji, dtype=np.float64)
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    if roi_mod.roi_size_mm(lo, hi, spacing, policy, object_known=True) <= limit:
+        return None
+    lengths = np.linalg.norm(np.diff(points, axis=0) * spacing, axis=1)
+    along = np.concatenate([[0.0], np.cumsum(lengths)])
+    count = int(np.ceil(along[-1] / (WINDOW_STRIDE * limit))) + 1
+    centres = [np.array([np.interp(t, along, points[:, a]) for a in range(3)]) for t in np.linspace(0, along[-1], count)]
+    patch = tuple(manifest["patch_shape"])
+    return [roi_mod.isotropic_roi(c, c, spacing, patch, float(limit)) for c in centres]
+
+
 def model_inputs(image_kji, stats, mask_kji, prompts, roi, spacing_kji, manifest, previous=None) -> tuple[np.ndarray, np.ndarray]:
     """(image, clicks) tensors of shape (1, 1, *patch) and (1, C, *patch) in the model's axis order.
 

@@ -14,7 +14,7 @@ import numpy as np
 from .clickmaps import Click
 from .errors import ClickError, SessionError, VolumeError
 from .mask_ops import bounding_box, changed_box, clean_components
-from .model_input import choose_roi, from_model_order, model_inputs
+from .model_input import choose_roi, from_model_order, model_inputs, stroke_windows
 from .normalize import intensity_stats
 from .prompts import REGION, Box, channel_names, Lasso, Scribble, box_corners, plane_of, prompt_points_kji, region_channel, scribble_points
 from .roi import to_scan
@@ -269,9 +269,14 @@ class InteractiveSession:
         return np.vstack(signs[True]), np.vstack(signs[False])
 
     def _predict(self, prompts) -> tuple:
-        """Run the model, zooming out while the object touches an ROI face inside the scan."""
+        """Run the model, zooming out while the object touches an ROI face inside the scan (or along a long
+        stroke, in windows)."""
         volume, manifest = self.volume, self.manifest
         spacing_kji = volume.spacing[::-1]
+        if isinstance(prompts[-1], Scribble):
+            windows = stroke_windows(manifest, volume.shape, spacing_kji, prompts[-1].points_kji)
+            if windows:
+                return self._predict_windows(prompts, windows)
         mask_box = self._mask_box
         points = np.vstack([prompt_points_kji(p) for p in prompts])
         focus = prompt_points_kji(prompts[-1])
@@ -298,6 +303,31 @@ class InteractiveSession:
         self.last_roi = roi
         soft = (roi, prob.astype(np.float32)) if manifest.get("previous_mask") == "soft" else None
         return box, values, model_s, runs, soft
+
+    def _predict_windows(self, prompts, windows) -> tuple:
+        """One model run per window; probabilities averaged where windows overlap. Scan voxels of the windows'
+        bounding box that no window covers keep the current mask."""
+        volume, manifest = self.volume, self.manifest
+        spacing_kji = volume.spacing[::-1]
+        boxes = [w.scan_box(volume.shape) for w in windows]
+        box = tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
+        shape = tuple(s.stop - s.start for s in box)
+        total, count = np.zeros(shape, np.float32), np.zeros(shape, np.uint8)
+        model_s = 0.0
+        for roi in windows:
+            image, click_channels = model_inputs(volume.array, self._stats, self.mask, prompts, roi, spacing_kji, manifest)
+            tick = time.perf_counter()
+            logits = self.model.predict(image, click_channels)
+            model_s += time.perf_counter() - tick
+            prob = 1.0 / (1.0 + np.exp(-from_model_order(logits, manifest)[0, 0]))
+            part, values = to_scan(prob, roi, volume.shape)
+            local = tuple(slice(p.start - b.start, p.stop - b.start) for p, b in zip(part, box))
+            total[local] += values
+            count[local] += 1
+        current = self.mask[box].astype(np.float32)
+        values = np.where(count > 0, total / np.maximum(count, 1), current)
+        self.last_roi = windows[-1]
+        return box, values.astype(np.float32), model_s, len(windows), None
 
     def _soft_previous(self, roi):
         """The last soft output when the model wants it and it lies on this very ROI grid, else None."""
