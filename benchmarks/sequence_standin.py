@@ -14,6 +14,9 @@ folder with its own dataset.json (derived data: it lives under runs/, never in t
         --split runs/adapt_bench/bundled_split.json --out runs/adapt_bench/waterfat_t1like
 
 (bundled_split.json: `git show b3c13f7:training/split.json`, the split the bundled model trained with)
+
+    python benchmarks/sequence_standin.py ../shared/data/spine_mri_vertebral_bodies_t2 \\
+        --split training/split.json --air-percentile 5 --out runs/adapt_bench/t2_t1like
 """
 from __future__ import annotations
 
@@ -27,11 +30,20 @@ import numpy as np
 import SimpleITK as sitk
 
 
-def t1_like(image: np.ndarray) -> np.ndarray:
-    """The fixed curve above, on one scan's intensities; returns 0-255 float32."""
+def t1_like(image: np.ndarray, air_percentile: float | None = None) -> np.ndarray:
+    """The fixed curve above, on one scan's intensities; returns 0-255 float32.
+
+    Air is taken as the scan's minimum (the water-fat images of issue 11: air at 0), or with `air_percentile` as
+    that percentile, for scans whose air lies above a zero padding (the T2 folder: air at ~35, 80 % of the
+    voxels); air is then most of the scan, so the median is its noise level and tissue is what lies above three
+    times that."""
     x = image.astype(np.float32)
-    x = x - x.min()
-    tissue = x[x > np.percentile(x, 20)]
+    if air_percentile is None:
+        x = x - x.min()
+        tissue = x[x > np.percentile(x, 20)]
+    else:
+        x = np.maximum(x - np.percentile(x, air_percentile), 0.0)
+        tissue = x[x > 3.0 * max(float(np.median(x)), 1.0)]
     s = float(np.percentile(tissue, 50)) if tissue.size else float(x.max() or 1.0)
     y = x * np.exp(-(x ** 2) / (2.0 * s ** 2))
     return (255.0 * y / max(float(y.max()), 1e-6)).astype(np.float32)
@@ -43,7 +55,7 @@ def unseen_cases(meta: dict, source_name: str, split: Path | None) -> list[dict]
     return [c for c in sorted(meta["cases"], key=lambda c: c["case"]) if f"{source_name}/{c['case']}" not in train]
 
 
-def make(source: Path, out: Path, split: Path | None) -> Path:
+def make(source: Path, out: Path, split: Path | None, air_percentile: float | None = None) -> Path:
     meta = json.loads((source / "dataset.json").read_text(encoding="utf-8"))
     cases = unseen_cases(meta, source.name, split)
     if not cases:
@@ -52,7 +64,7 @@ def make(source: Path, out: Path, split: Path | None) -> Path:
     out.mkdir(parents=True)
     for case in cases:
         image = sitk.ReadImage(str(source / case["image"]))
-        mapped = sitk.GetImageFromArray(t1_like(sitk.GetArrayFromImage(image)))
+        mapped = sitk.GetImageFromArray(t1_like(sitk.GetArrayFromImage(image), air_percentile))
         mapped.CopyInformation(image)
         sitk.WriteImage(mapped, str(out / case["image"]), useCompression=True)
         os.symlink((source / case["label"]).resolve(), out / case["label"])
@@ -68,8 +80,10 @@ def main(argv=None) -> int:
     parser.add_argument("source", type=Path)
     parser.add_argument("--split", type=Path, help="the split the base model trained with: its train cases are left out")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--air-percentile", type=float, help="air level as this percentile, not the minimum (air "
+                        "above a zero padding, e.g. 5 for the T2 folder)")
     args = parser.parse_args(argv)
-    folder = make(args.source, args.out, args.split)
+    folder = make(args.source, args.out, args.split, args.air_percentile)
     print(f"{folder}: {len(json.loads((folder / 'dataset.json').read_text())['cases'])} cases")
     return 0
 

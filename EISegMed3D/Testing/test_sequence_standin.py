@@ -22,6 +22,22 @@ def test_the_curve_keeps_air_dark_and_turns_the_brightest_tissue_darker_than_the
     assert 0.0 <= out.min() and out.max() <= 255.0
 
 
+def test_air_above_a_zero_padding_stays_dark_with_an_air_percentile():
+    """The T2 folder: a thin zero border, air at ~35 over most of the scan. Taken from the minimum, air sat at
+    the curve's peak and came out the brightest; from the 5th percentile it stays dark."""
+    rng = np.random.default_rng(1)
+    padding = np.zeros(500)
+    air = rng.uniform(32, 38, 8000)
+    tissue = rng.uniform(90, 150, 2000)
+    fluid = rng.uniform(220, 255, 500)
+    image = np.concatenate([padding, air, tissue, fluid]).reshape(11, 20, 50)
+    out = t1_like(image, air_percentile=5).ravel()
+    air_out, tissue_out, fluid_out = out[500:8500], out[8500:10500], out[10500:]
+    assert air_out.mean() < 0.1 * tissue_out.mean()
+    assert fluid_out.mean() < 0.6 * tissue_out.mean()
+    assert t1_like(image).ravel()[500:8500].mean() > 0.5 * t1_like(image).ravel()[8500:10500].mean()  # the old way
+
+
 def _write_case(folder, name, value):
     image = sitk.GetImageFromArray(np.full((6, 7, 8), value, np.uint8))
     image.SetSpacing((0.8, 0.9, 3.0))
