@@ -302,3 +302,14 @@ def test_demo_writes_png_label_and_progress(tiny_model_dir, tmp_path, capsys):
     assert "Dice vs reference (L3) after 3 clicks" in out
     # the output folder is a data folder of its own: the progress command reads it
     assert _run(["progress", out_dir], capsys)[1].splitlines()[1].split()[:3] == [scan.name, "in_progress", "3"]
+
+
+def test_info_on_the_paddle_backend_prints_no_paddle_import_warning(tiny_model_dir):
+    """Paddle warns on import that ccache is missing (about compiling extensions, which the engine never does);
+    CLI users read it as an error, so the engine imports Paddle without it."""
+    engine = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "-m", "inference.cli", "info", "--model", str(tiny_model_dir), "--backend",
+                           "paddle"], capture_output=True, text=True, cwd=engine, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "backend" in done.stdout and "paddle" in done.stdout
+    assert "ccache" not in done.stderr and "Warning" not in done.stderr

@@ -90,7 +90,16 @@ def test_backend_and_device_reported(tiny_model_dir):
         gpu = onnx_gpu_available() if backend == "onnx" else paddle_gpu_available()
         assert model.backend == backend and model.device == ("gpu" if gpu else "cpu") and model.threads == 1
         assert model.describe() == f"tiny-test ({backend}, {model.device}, 1 threads)"
-    assert load_model(tiny_model_dir).backend == "onnx"  # auto prefers ONNX Runtime when the .onnx is there
+    # auto prefers Paddle Inference when paddle is installed (faster on CPU), unless only ONNX Runtime has a GPU
+    expected = "onnx" if onnx_gpu_available() and not paddle_gpu_available() else "paddle"
+    assert load_model(tiny_model_dir).backend == expected
+
+
+def test_auto_takes_onnx_when_the_package_has_no_paddle_graph(tiny_model_dir, tmp_path):
+    folder = copy_package(tiny_model_dir, tmp_path)
+    for name in ("inference.json", "inference.pdmodel", "inference.pdiparams"):
+        (folder / name).unlink(missing_ok=True)
+    assert load_model(folder, backend="auto").backend == "onnx"
 
 
 def test_auto_falls_back_to_paddle_without_onnx(tiny_model_dir, tmp_path):

@@ -111,7 +111,9 @@ def load_package(folder: Path, backend: str, device: str, threads: int) -> Model
 
 
 def choose_backend(folder: Path, files: dict, backend: str) -> str:
-    """auto: ONNX Runtime when the package has its .onnx and onnxruntime imports, else Paddle Inference."""
+    """auto: Paddle Inference when paddle is installed and the package has its Paddle graph, unless only ONNX
+    Runtime sees a GPU; else ONNX Runtime. On CPU Paddle Inference (oneDNN) runs the 64^3 network in 100 ms where
+    ONNX Runtime takes 128 ms on this project's 2-core Intel machine (BENCHMARKS.md, prompt latency)."""
     has_onnx = "onnx" in files and (folder / files["onnx"]).is_file()
     if backend == "onnx":
         if "onnx" not in files:
@@ -122,8 +124,17 @@ def choose_backend(folder: Path, files: dict, backend: str) -> str:
             raise ModelError(f"{folder / files['onnx']}: backend='onnx' needs the onnxruntime package, not installed")
         return "onnx"
     if backend == "auto":
-        return "onnx" if has_onnx and runtimes.onnxruntime_importable() else "paddle"
+        onnx_ok = has_onnx and runtimes.onnxruntime_importable()
+        paddle_ok = _has_paddle_graph(folder, files) and runtimes.paddle_importable()
+        if paddle_ok and not (onnx_ok and runtimes.onnx_gpu_available() and not runtimes.paddle_gpu_available()):
+            return "paddle"
+        return "onnx" if onnx_ok else "paddle"
     return backend
+
+
+def _has_paddle_graph(folder: Path, files: dict) -> bool:
+    entry = files.get("paddle") or files.get("paddle_legacy") or {}
+    return bool(entry) and all((folder / entry[key]).is_file() for key in ("graph", "params") if key in entry)
 
 
 def choose_device(backend: str, device: str, where: Path) -> str:

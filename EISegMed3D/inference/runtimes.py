@@ -13,7 +13,19 @@ import numpy as np
 from .errors import ModelError
 
 
+def import_paddle_inference():
+    """paddle.inference, without the "No ccache found" warning Paddle prints on import (it concerns compiling C++
+    extensions, which the engine never does, and read as an error to users of the CLI)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No ccache found")
+        import paddle.inference as pi
+    return pi
+
+
 def paddle_gpu_available() -> bool:
+    import_paddle_inference()
     import paddle
 
     try:
@@ -36,6 +48,13 @@ def onnxruntime_importable() -> bool:
     return True
 
 
+def paddle_importable() -> bool:
+    """Without importing it (seconds): whether a paddle package is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("paddle") is not None
+
+
 def first_line(error: Exception) -> str:
     """Paddle's C++ errors run over many lines; the first says what went wrong."""
     lines = str(error).strip().splitlines()
@@ -50,7 +69,7 @@ class PaddleRunner:
     """Paddle Inference predictor: GPU, or CPU with oneDNN and a set number of math threads."""
 
     def __init__(self, graph: Path, params: Path, device: str, threads: int):
-        import paddle.inference as pi
+        pi = import_paddle_inference()
 
         config = pi.Config(str(graph), str(params))
         if device == "gpu":
