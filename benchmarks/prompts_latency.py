@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 DEFAULT_SCAN = ROOT.parent / "shared" / "data" / "spine_mri_vertebral_bodies_t2" / "case_000.nii.gz"
 MARK_START, MARK_END = "<!-- prompts-latency:start -->", "<!-- prompts-latency:end -->"
 THREADS = 2
+RUNTIMES = {"onnx": "ONNX Runtime", "paddle": "Paddle Inference (oneDNN)"}
 
 
 def region_model(out: Path, bundled) -> Path:
@@ -43,7 +44,7 @@ def region_model(out: Path, bundled) -> Path:
     manifest["patch_shape"] = list(bundled.patch_shape)
     paddle.seed(0)
     net = build_network({"network": {"base": 8, "levels": 4, "depths": [1, 2, 2, 2, 2], "click_channels": 4}})
-    export_model(net, out, manifest, bundled.patch_shape, formats=("onnx",))
+    export_model(net, out, manifest, bundled.patch_shape, formats=("onnx", "paddle"))
     return out
 
 
@@ -57,7 +58,7 @@ def scribble_through(gt: np.ndarray, axis: int, index: int) -> list[tuple]:
     return _slice_points(axis, index, [(rows[p], cols[p]) for p in picks])
 
 
-def measure(scan: Path, labels, repeats: int, package: Path | None = None) -> dict:
+def measure(scan: Path, labels, repeats: int, package: Path | None = None, backend: str = "onnx") -> dict:
     from inference.datafolder import label_path
     from inference.model import load_model
     from inference.session import InteractiveSession
@@ -69,11 +70,11 @@ def measure(scan: Path, labels, repeats: int, package: Path | None = None) -> di
     truth = Volume.from_file(label_path(scan)).array
     labels = labels or [int(v) for v in np.unique(truth) if v != 0]
     if package is not None:  # one trained model with a region channel answers every prompt
-        bundled = boxed = load_model(package, backend="onnx", device="cpu", threads=THREADS)
+        bundled = boxed = load_model(package, backend=backend, device="cpu", threads=THREADS)
     else:
-        bundled = load_model(backend="onnx", device="cpu", threads=THREADS)
+        bundled = load_model(backend=backend, device="cpu", threads=THREADS)
         with tempfile.TemporaryDirectory() as tmp:
-            boxed = load_model(region_model(Path(tmp), bundled), backend="onnx", device="cpu", threads=THREADS)
+            boxed = load_model(region_model(Path(tmp), bundled), backend=backend, device="cpu", threads=THREADS)
     sessions = {"bundled": InteractiveSession(bundled), "region": InteractiveSession(boxed)}
     for session in sessions.values():
         session.set_volume(volume)
@@ -97,7 +98,7 @@ def measure(scan: Path, labels, repeats: int, package: Path | None = None) -> di
                              "runs": result.runs})
     return {"scan": str(scan), "shape_ijk": list(volume.shape[::-1]), "spacing_ijk": [float(s) for s in volume.spacing],
             "labels": labels, "repeats": repeats, "rows": rows, "model": bundled.describe(),
-            "package": None if package is None else str(package)}
+            "package": None if package is None else str(package), "backend": bundled.backend}
 
 
 def render(result: dict, command: str, machine: str) -> str:
@@ -106,7 +107,7 @@ def render(result: dict, command: str, machine: str) -> str:
     lines = [MARK_START, "## Prompt latency: box, lasso, scribble beside a click", "",
              f"`{command}` — scan `{Path(result['scan']).name}` ({' x '.join(map(str, result['shape_ijk']))} voxels, "
              f"{' x '.join(f'{s:.2f}' for s in result['spacing_ijk'])} mm), labels {result['labels']}, each prompt "
-             f"{result['repeats']}x on a fresh object, ONNX Runtime {THREADS} threads, {machine}. {models}.", "",
+             f"{result['repeats']}x on a fresh object, {RUNTIMES[result.get('backend', 'onnx')]} {THREADS} threads, {machine}. {models}.", "",
              "| prompt | n | p50 latency | p95 latency | p50 model | runs (mean) |", "|---|---|---|---|---|---|"]
     for kind in ("click", "box", "lasso", "scribble"):
         picked = [r for r in result["rows"] if r["prompt"] == kind]
@@ -131,6 +132,7 @@ def main(argv=None) -> int:
     parser.add_argument("--labels", default="", help="label values, e.g. 2,4,6 (default: all)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", type=Path, default=None, help="a trained package with a region channel for all prompts")
+    parser.add_argument("--backend", default="onnx", choices=("onnx", "paddle", "auto"), help="model runtime")
     parser.add_argument("--machine", default="the shared 2-core machine (a training run was using the CPU)",
                         help="how the machine was loaded, for the write-up")
     parser.add_argument("--write", action="store_true", help="rewrite this benchmark's section of BENCHMARKS.md")
@@ -139,7 +141,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.scan}: scan not found (../shared/data is not in the repository)")
     labels = [int(v) for v in args.labels.split(",") if v.strip()]
     tick = time.perf_counter()
-    result = measure(args.scan, labels, args.repeats, args.model)
+    result = measure(args.scan, labels, args.repeats, args.model, args.backend)
     text = render(result, "python benchmarks/prompts_latency.py " + shlex.join(argv), args.machine)
     print(text)
     print(f"({time.perf_counter() - tick:.0f} s)")
