@@ -324,10 +324,12 @@ class InteractiveSession:
             local = tuple(slice(p.start - b.start, p.stop - b.start) for p, b in zip(part, box))
             total[local] += values
             count[local] += 1
-        current = self.mask[box].astype(np.float32)
-        values = np.where(count > 0, total / np.maximum(count, 1), current)
+        # In place: the windows' box of a long diagonal stroke on a fine scan holds tens of millions of voxels.
+        uncovered = count == 0
+        np.divide(total, count, out=total, where=~uncovered)
+        total[uncovered] = self.mask[box][uncovered]
         self.last_roi = windows[-1]
-        return box, values.astype(np.float32), model_s, len(windows), None
+        return box, total, model_s, len(windows), None
 
     def _soft_previous(self, roi):
         """The last soft output when the model wants it and it lies on this very ROI grid, else None."""
