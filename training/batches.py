@@ -39,17 +39,27 @@ def add_supervoxels(case: dict, cache_dir: Path) -> None:
     case["sv_values"] = np.array(sorted(case["sv_boxes"]), dtype=np.int32)
 
 
-def case_weights(keys: list, sampling: str) -> np.ndarray:
+def case_weights(keys: list, sampling) -> np.ndarray:
     """Probability of drawing each case: "case" = every case alike; "dataset" = every data folder alike (so a
     folder with many cases, e.g. 42 water-fat scans of 62, does not dominate), cases alike within a folder;
-    "sqrt" = a folder's share grows with the square root of its case count (between the two)."""
-    if sampling == "case":
-        return np.full(len(keys), 1.0 / len(keys))
-    if sampling not in ("dataset", "sqrt"):
+    "sqrt" = a folder's share grows with the square root of its case count (between the two).
+
+    Or {"by": one of those, "folders": {folder: factor}}: the named folders' shares times their factor (a source
+    with few cases that matters, e.g. the 8 T2 spine scans), then normalised."""
+    factors = {}
+    if isinstance(sampling, dict):
+        factors, sampling = dict(sampling.get("folders", {})), sampling.get("by", "case")
+    if sampling not in ("case", "dataset", "sqrt"):
         raise ValueError(f"case sampling {sampling!r}: use 'case', 'dataset' or 'sqrt'")
     folders = [key.split("/")[0] for key in keys]
+    unknown = sorted(set(factors) - set(folders))
+    if unknown:
+        raise ValueError(f"case sampling: folder factors for {unknown}, which have no training case")
+    if sampling == "case" and not factors:
+        return np.full(len(keys), 1.0 / len(keys))
     sizes = {folder: folders.count(folder) for folder in folders}
-    share = {folder: (np.sqrt(n) if sampling == "sqrt" else 1.0) for folder, n in sizes.items()}
+    base = {"case": lambda n: float(n), "dataset": lambda n: 1.0, "sqrt": np.sqrt}[sampling]
+    share = {folder: base(n) * float(factors.get(folder, 1.0)) for folder, n in sizes.items()}
     total = sum(share.values())
     return np.array([share[folder] / total / sizes[folder] for folder in folders])
 

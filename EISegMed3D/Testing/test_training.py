@@ -381,6 +381,19 @@ def test_case_sampling_by_dataset_weights_every_folder_alike():
         case_weights(keys, "folder")
 
 
+def test_case_sampling_folder_factors_scale_a_folders_share():
+    from training.batches import case_weights
+
+    keys = ["spine/case_000", "spine/case_001", "spine/case_002", "spine/case_003", "t2/case_000"]
+    plain = case_weights(keys, "sqrt")  # shares 2 : 1
+    np.testing.assert_allclose(plain[-1], 1 / 3)
+    boosted = case_weights(keys, {"by": "sqrt", "folders": {"t2": 2.0}})  # shares 2 : 2
+    np.testing.assert_allclose(boosted, [1 / 8] * 4 + [1 / 2])
+    np.testing.assert_allclose(case_weights(keys, {"by": "case", "folders": {"t2": 4.0}}), [1 / 8] * 4 + [1 / 2])
+    with pytest.raises(ValueError, match="no training case"):
+        case_weights(keys, {"by": "sqrt", "folders": {"t1": 2.0}})
+
+
 def test_dataset_sampling_run_trains_and_a_bad_setting_fails_before_training(synth):
     from training.batches import ExampleStream
     from training.train import main
