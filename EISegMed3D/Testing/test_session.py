@@ -332,3 +332,15 @@ def _legacy_inputs(session, model):
     image, _ = model_inputs(session.volume.array, session._stats, None, session.clicks, roi,
                             session.volume.spacing[::-1], model.manifest)
     return image, model.inputs[0]
+
+
+def test_probability_of_extreme_logits_is_exact_and_silent():
+    import warnings
+
+    from inference.session import probability
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the old 1 / (1 + exp(-x)) raised "overflow encountered in exp" here
+        p = probability(np.array([-1000.0, 0.0, 1000.0], dtype=np.float32))
+    np.testing.assert_array_equal(p, [0.0, 0.5, 1.0])
+    assert p.dtype == np.float32

@@ -295,7 +295,7 @@ class InteractiveSession:
             logits = self.model.predict(image, click_channels)
             model_s += time.perf_counter() - tick
             runs += 1
-            prob = 1.0 / (1.0 + np.exp(-from_model_order(logits, manifest)[0, 0]))
+            prob = probability(from_model_order(logits, manifest)[0, 0])
             if zoom * _ZOOM_STEP > max_zoom or not _touches_inner_face(prob > manifest.get("threshold", 0.5), roi, volume.shape):
                 break
             zoom *= _ZOOM_STEP
@@ -319,7 +319,7 @@ class InteractiveSession:
             tick = time.perf_counter()
             logits = self.model.predict(image, click_channels)
             model_s += time.perf_counter() - tick
-            prob = 1.0 / (1.0 + np.exp(-from_model_order(logits, manifest)[0, 0]))
+            prob = probability(from_model_order(logits, manifest)[0, 0])
             part, values = to_scan(prob, roi, volume.shape)
             local = tuple(slice(p.start - b.start, p.stop - b.start) for p, b in zip(part, box))
             total[local] += values
@@ -354,6 +354,14 @@ class InteractiveSession:
         target.append(step)
         old, new = (step.before, step.after) if forward else (step.after, step.before)
         return ClickResult(self.mask, changed_box(old, new, step.box), time.perf_counter() - started, 0.0, 0)
+
+
+def probability(logits: np.ndarray) -> np.ndarray:
+    """Sigmoid without overflow: trained models give logits of -1000 far from the object, where 1 / (1 + exp(-x))
+    warned "overflow encountered in exp" on every click."""
+    from scipy.special import expit
+
+    return expit(logits)
 
 
 def _fmt(point) -> str:
