@@ -160,11 +160,12 @@ def export_model(layer, out_dir, manifest: dict, patch_shape, formats=("paddle",
     manifest["files"] = files
     manifest["sha256"] = {name: sha256_file(out / name) for name in sorted(weight_files(files))}
     if parity:
-        diffs = parity_check(layer, out, manifest)
-        manifest.setdefault("export", {})["parity_max_abs_diff"] = diffs
-        worst = max(diffs.values())
+        diffs, scaled = parity_check(layer, out, manifest)
+        manifest.setdefault("export", {}).update(parity_max_abs_diff=diffs, parity_max_scaled_diff=scaled)
+        worst = max(scaled.values())
         if not worst <= tolerance:
-            raise ExportError(f"{out}: exported graphs differ from the network by {worst:.3g} > {tolerance}: {diffs}")
+            raise ExportError(f"{out}: exported graphs differ from the network by {worst:.3g} > {tolerance} "
+                              f"(abs diff over max(1, |logit|)): {scaled}")
     write_manifest(out, manifest)
     return manifest
 
@@ -226,8 +227,11 @@ def parity_inputs(manifest: dict, seed: int = 0):
     return image, clicks
 
 
-def parity_check(layer, out_dir, manifest: dict, seed: int = 0) -> dict:
-    """Max abs difference of each exported graph's logits vs the dynamic graph on one random input pair."""
+def parity_check(layer, out_dir, manifest: dict, seed: int = 0) -> tuple[dict, dict]:
+    """Per exported graph, vs the dynamic graph on one random input pair: the max abs difference of the logits,
+    and the max of that difference over max(1, |logit|), the one checked. A trained network gives logits of
+    several hundred far from the object, where float32 itself steps by 3e-5 to 6e-5, so an absolute 1e-4 there
+    is two rounding steps (step 4,863 of cpu-universal-v3: 1.1e-4), not a wrong graph."""
     import paddle
 
     out = Path(out_dir)
@@ -235,7 +239,8 @@ def parity_check(layer, out_dir, manifest: dict, seed: int = 0) -> dict:
     layer.eval()
     with paddle.no_grad():
         reference = layer(paddle.to_tensor(image), paddle.to_tensor(clicks)).numpy()
-    diffs = {}
+    diffs, scaled = {}, {}
+    scale = np.maximum(np.abs(reference), 1.0)
     for fmt, entry in manifest["files"].items():
         if fmt == "onnx":
             result = run_onnx(out / entry, image, clicks)
@@ -244,7 +249,8 @@ def parity_check(layer, out_dir, manifest: dict, seed: int = 0) -> dict:
         if result.shape != reference.shape:
             raise ExportError(f"{out}: {fmt} graph gives shape {result.shape}, the network {reference.shape}")
         diffs[fmt] = float(np.abs(result - reference).max())
-    return diffs
+        scaled[fmt] = float((np.abs(result - reference) / scale).max())
+    return diffs, scaled
 
 
 def run_paddle_inference(graph: Path, params: Path, image, clicks, threads: int = 1) -> np.ndarray:

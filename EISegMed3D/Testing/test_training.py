@@ -414,3 +414,29 @@ def test_a_run_woken_after_a_long_pause_schedules_one_snapshot_not_one_a_step():
     due = next_due(1200.0, 1200.0 + 55 * 60, 1200.0)
     assert due == 4800.0  # the next grid time after 4500 s; before, 2400 s: a snapshot at each of the next steps
     assert next_due(1200.0, 1250.0, 1200.0) == 2400.0  # the usual case
+
+
+def test_export_parity_is_judged_relative_to_the_size_of_large_logits(tmp_path):
+    """Trained networks give logits of several hundred, where float32 steps by ~6e-5: a package of such a network
+    exports (the check scales the difference by max(1, |logit|)), and a graph of other weights is still refused."""
+    import paddle
+
+    from tiny_nets import TINY_PATCH, make_tiny_net, tiny_manifest
+    from training.export import export_model, parity_check
+
+    class Loud(paddle.nn.Layer):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, image, clicks):
+            return 300.0 * self.inner(image, clicks)
+
+    loud = Loud(make_tiny_net(seed=3))
+    loud.eval()
+    manifest = export_model(loud, tmp_path / "loud", tiny_manifest(), TINY_PATCH, formats=("paddle", "onnx"))
+    assert max(manifest["export"]["parity_max_scaled_diff"].values()) <= 1e-4
+    other = Loud(make_tiny_net(seed=4))
+    other.eval()
+    _, scaled = parity_check(other, tmp_path / "loud", manifest)
+    assert min(scaled.values()) > 1e-2
