@@ -281,7 +281,7 @@ def test_the_bundled_packages_weights_read_back_match_its_onnx_graph(tmp_path):
 
     assert extract(REPO / "EISegMed3D" / "Resources" / "Models" / "eiseg-vnet-universal", tmp_path / "w.npz") < 1e-4
     with np.load(tmp_path / "w.npz") as weights:
-        assert weights["stem.conv.weight"].shape == (8, 4, 3, 3, 3)
+        assert weights["stem.conv.weight"].shape == (8, 5, 3, 3, 3)  # image + previous, positive, negative, region
 
 
 def test_weights_read_back_from_a_package_exported_after_other_layers_were_built(tmp_path):
