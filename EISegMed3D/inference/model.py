@@ -96,7 +96,7 @@ def load_package(folder: Path, backend: str, device: str, threads: int) -> Model
     if backend == "onnx":
         needed = [files["onnx"]]
     else:
-        entry = files.get("paddle") if "paddle" in files else files.get("paddle_legacy")
+        entry = paddle_entry(files)
         if not entry:
             raise ModelError(f"{folder / mf.MANIFEST_NAME}: lists no Paddle graph (files.paddle or files.paddle_legacy)")
         needed = [entry["graph"], entry["params"]]
@@ -132,8 +132,13 @@ def choose_backend(folder: Path, files: dict, backend: str) -> str:
     return backend
 
 
+def paddle_entry(files: dict) -> dict | None:
+    """The package's Paddle graph and params: the Paddle 3 pair, else the legacy one."""
+    return files.get("paddle") if "paddle" in files else files.get("paddle_legacy")
+
+
 def _has_paddle_graph(folder: Path, files: dict) -> bool:
-    entry = files.get("paddle") or files.get("paddle_legacy") or {}
+    entry = paddle_entry(files) or {}
     return bool(entry) and all((folder / entry[key]).is_file() for key in ("graph", "params") if key in entry)
 
 

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 from .clickmaps import Click
 from .errors import ClickError, SessionError, VolumeError
@@ -289,13 +290,9 @@ class InteractiveSession:
             if previous_roi is not None and np.allclose(roi.step, previous_roi.step) and np.allclose(roi.start, previous_roi.start):
                 roi = previous_roi  # at the size limit: zooming out changes nothing
                 break
-            image, click_channels = model_inputs(volume.array, self._stats, self.mask, prompts, roi, spacing_kji,
-                                                 manifest, self._soft_previous(roi))
-            tick = time.perf_counter()
-            logits = self.model.predict(image, click_channels)
-            model_s += time.perf_counter() - tick
+            prob, seconds = self._run_model(prompts, roi, self._soft_previous(roi))
+            model_s += seconds
             runs += 1
-            prob = probability(from_model_order(logits, manifest)[0, 0])
             if zoom * _ZOOM_STEP > max_zoom or not _touches_inner_face(prob > manifest.get("threshold", 0.5), roi, volume.shape):
                 break
             zoom *= _ZOOM_STEP
@@ -304,22 +301,28 @@ class InteractiveSession:
         soft = (roi, prob.astype(np.float32)) if manifest.get("previous_mask") == "soft" else None
         return box, values, model_s, runs, soft
 
+    def _run_model(self, prompts, roi, previous=None) -> tuple[np.ndarray, float]:
+        """Foreground probability on the ROI's patch grid, and the seconds spent in the network."""
+        spacing_kji = self.volume.spacing[::-1]
+        image, click_channels = model_inputs(self.volume.array, self._stats, self.mask, prompts, roi, spacing_kji,
+                                             self.manifest, previous)
+        tick = time.perf_counter()
+        logits = self.model.predict(image, click_channels)
+        seconds = time.perf_counter() - tick
+        return probability(from_model_order(logits, self.manifest)[0, 0]), seconds
+
     def _predict_windows(self, prompts, windows) -> tuple:
         """One model run per window; probabilities averaged where windows overlap. Scan voxels of the windows'
         bounding box that no window covers keep the current mask."""
-        volume, manifest = self.volume, self.manifest
-        spacing_kji = volume.spacing[::-1]
+        volume = self.volume
         boxes = [w.scan_box(volume.shape) for w in windows]
         box = tuple(slice(min(b[a].start for b in boxes), max(b[a].stop for b in boxes)) for a in range(3))
         shape = tuple(s.stop - s.start for s in box)
         total, count = np.zeros(shape, np.float32), np.zeros(shape, np.uint8)
         model_s = 0.0
         for roi in windows:
-            image, click_channels = model_inputs(volume.array, self._stats, self.mask, prompts, roi, spacing_kji, manifest)
-            tick = time.perf_counter()
-            logits = self.model.predict(image, click_channels)
-            model_s += time.perf_counter() - tick
-            prob = probability(from_model_order(logits, manifest)[0, 0])
+            prob, seconds = self._run_model(prompts, roi)
+            model_s += seconds
             part, values = to_scan(prob, roi, volume.shape)
             local = tuple(slice(p.start - b.start, p.stop - b.start) for p, b in zip(part, box))
             total[local] += values
@@ -359,8 +362,6 @@ class InteractiveSession:
 def probability(logits: np.ndarray) -> np.ndarray:
     """Sigmoid without overflow: trained models give logits of -1000 far from the object, where 1 / (1 + exp(-x))
     warned "overflow encountered in exp" on every click."""
-    from scipy.special import expit
-
     return expit(logits)
 
 
