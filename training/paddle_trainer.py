@@ -19,10 +19,20 @@ def boundary_band(targets, width: int):
     return F.max_pool3d(targets, size, stride=1, padding=width) + F.max_pool3d(-targets, size, stride=1, padding=width)
 
 
-def dice_bce_loss(logits, targets, band_weight: float = 0.0, band_width: int = 2):
-    """BCE (weighted up by `band_weight` around the reference edge) plus soft Dice per example (the Dice term keeps
-    small objects from vanishing in the average); the same loss as the PyTorch twin's."""
+def previous_error(previous, targets):
+    """Where the previous mask is wrong, in examples that start from one (the PyTorch twin's rule)."""
+    wrong = ((previous > 0.5).astype("float32") - targets).abs()
+    return wrong * (previous.amax(axis=[1, 2, 3, 4], keepdim=True) > 0).astype("float32")
+
+
+def dice_bce_loss(logits, targets, band_weight: float = 0.0, band_width: int = 2, previous=None,
+                  error_weight: float = 0.0):
+    """BCE (weighted up by `band_weight` around the reference edge and by `error_weight` where the previous mask
+    was wrong) plus soft Dice per example (the Dice term keeps small objects from vanishing in the average); the
+    same loss as the PyTorch twin's."""
     weights = 1.0 + band_weight * boundary_band(targets, band_width) if band_weight else paddle.ones_like(targets)
+    if error_weight and previous is not None:
+        weights = weights + error_weight * previous_error(previous, targets)
     bce = (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights).sum() / weights.sum()
     prob = F.sigmoid(logits)
     axes = [1, 2, 3, 4]
@@ -42,6 +52,7 @@ class PaddleTrainer:
             config["seed"] = config["seed"] * 1000 + self.rank  # each card sees its own examples
         paddle.seed(config["seed"])
         self.band_weight = float(config.get("band_weight", 0.0))
+        self.error_weight = float(config.get("error_weight", 0.0))
         # Own name space: the optimiser checkpoint is keyed by parameter names ("conv3d_0.w_0_moment1_0"), which
         # would otherwise depend on how many layers this process built before (a second trainer could not resume).
         self._names = UniqueNameGenerator()
@@ -61,8 +72,9 @@ class PaddleTrainer:
     def train_step(self, images, clicks, targets, lr: float) -> float:
         self.model.train()
         self.optimizer.set_lr(lr)
-        loss = dice_bce_loss(self.model(paddle.to_tensor(images), paddle.to_tensor(clicks)), paddle.to_tensor(targets),
-                             self.band_weight)
+        clicks = paddle.to_tensor(clicks)
+        loss = dice_bce_loss(self.model(paddle.to_tensor(images), clicks), paddle.to_tensor(targets), self.band_weight,
+                             previous=clicks[:, :1], error_weight=self.error_weight)
         loss.backward()
         with unique_name.guard(self._names):  # the first step names the optimiser's accumulators
             self.optimizer.step()

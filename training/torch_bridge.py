@@ -96,11 +96,23 @@ def boundary_band(targets: torch.Tensor, width: int) -> torch.Tensor:
     return dilated - eroded
 
 
-def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: float = 0.0, band_width: int = 2):
-    """BCE (weighted up by `band_weight` in the band around the reference edge, where the spine error lies) plus
-    soft Dice per example (keeps small objects from vanishing in the average). Computed in fp32."""
+def previous_error(previous: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Where the previous mask (the model's own last answer) is wrong: 1 there, 0 elsewhere and in examples that
+    start from no mask (an empty previous mask is no answer, and weighting its "misses" would only favour bigger
+    masks, the bundled model's error already)."""
+    wrong = ((previous > 0.5).float() - targets).abs()
+    return wrong * (previous.amax(dim=(1, 2, 3, 4), keepdim=True) > 0).float()
+
+
+def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: float = 0.0, band_width: int = 2,
+                     previous: torch.Tensor | None = None, error_weight: float = 0.0):
+    """BCE (weighted up by `band_weight` in the band around the reference edge, where the spine error lies, and by
+    `error_weight` where the previous mask was wrong, which is what a correcting click asks to change) plus soft
+    Dice per example (keeps small objects from vanishing in the average). Computed in fp32."""
     logits = logits.float()
     weights = 1.0 + band_weight * boundary_band(targets, band_width) if band_weight else torch.ones_like(targets)
+    if error_weight and previous is not None:
+        weights = weights + error_weight * previous_error(previous.float(), targets)
     bce = F.binary_cross_entropy_with_logits(logits, targets, weight=weights, reduction="sum") / weights.sum()
     prob = torch.sigmoid(logits)
     dims = (1, 2, 3, 4)
@@ -129,6 +141,7 @@ class TorchTrainer:
         self.bf16 = config.get("precision", "bf16") == "bf16" and (self.device.type == "cuda" or _cpu_has_bf16())
         self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
         self.band_weight = float(config.get("band_weight", 0.0))
+        self.error_weight = float(config.get("error_weight", 0.0))
         self.net = InteractiveVNet(**network_settings(config)).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
 
@@ -151,9 +164,12 @@ class TorchTrainer:
         self.net.train()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
+        clicks = self._tensor(clicks)
         with self._autocast():
-            logits = self.net(self._tensor(images), self._tensor(clicks))
-        loss = interactive_loss(logits, self._tensor(targets), self.band_weight)
+            logits = self.net(self._tensor(images), clicks)
+        # click channel 0 is the previous mask in every manifest (training/export.py, manifest_*.json)
+        loss = interactive_loss(logits, self._tensor(targets), self.band_weight, previous=clicks[:, :1],
+                                error_weight=self.error_weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)

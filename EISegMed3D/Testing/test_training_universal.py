@@ -61,6 +61,31 @@ def test_boundary_band_is_the_shell_around_the_edge_and_both_frameworks_agree():
     assert ours != pytest.approx(plain, rel=1e-3)  # the band weights changed the loss
 
 
+def test_the_previous_mask_error_weight_targets_what_a_correction_changes_and_both_frameworks_agree():
+    import paddle
+
+    from training.paddle_trainer import dice_bce_loss
+    from training.torch_bridge import interactive_loss, previous_error
+
+    target = np.zeros((2, 1, 12, 12, 12), np.float32)
+    target[:, 0, 3:9, 3:9, 3:9] = 1
+    previous = np.zeros_like(target)
+    previous[0, 0, 3:9, 3:9, 3:11] = 0.9  # example 0: a mask that leaks 2 voxels; example 1: no mask yet
+    error = previous_error(torch.from_numpy(previous), torch.from_numpy(target)).numpy()
+    expected = np.zeros_like(target)
+    expected[0, 0, 3:9, 3:9, 9:11] = 1
+    np.testing.assert_array_equal(error, expected)  # the leak only; nothing for the example without a mask
+    logits = np.random.default_rng(1).normal(size=target.shape).astype(np.float32)
+    logits[0, 0, 3:9, 3:9, 9:11] = 4.0  # the network repeats the leak
+    t = {name: torch.from_numpy(a) for name, a in (("l", logits), ("t", target), ("p", previous))}
+    weighted = float(interactive_loss(t["l"], t["t"], 3.0, previous=t["p"], error_weight=2.0))
+    plain = float(interactive_loss(t["l"], t["t"], 3.0, previous=t["p"]))
+    assert weighted > plain + 1e-3  # repeating the previous mask's error now costs more
+    theirs = float(dice_bce_loss(paddle.to_tensor(logits), paddle.to_tensor(target), 3.0,
+                                 previous=paddle.to_tensor(previous), error_weight=2.0))
+    assert weighted == pytest.approx(theirs, rel=1e-5)
+
+
 # --- the region channel and its warm start ----------------------------------------------------------------------
 def test_a_network_with_a_region_channel_starts_out_answering_clicks_as_the_old_one(tmp_path):
     from training.torch_bridge import TorchTrainer, load_paddle_named, paddle_state
