@@ -57,3 +57,14 @@ def region_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny_region_model")
     export_model(make_region_net(), out, region_manifest(), TINY_PATCH, formats=("onnx",))
     return out
+
+
+@pytest.fixture(scope="session")
+def bright_model_dir(tmp_path_factory) -> Path:
+    """A package of tiny_nets.BrightNet (answers with the bright voxels in view), patch 32^3, ONNX only."""
+    from tiny_nets import TINY_PATCH, BrightNet, tiny_manifest
+    from training.export import export_model
+
+    out = tmp_path_factory.mktemp("bright_model")
+    export_model(BrightNet(), out, tiny_manifest(name="bright-test"), TINY_PATCH, formats=("onnx",))
+    return out

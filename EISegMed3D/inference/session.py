@@ -15,7 +15,7 @@ from scipy.special import expit
 from .clickmaps import Click
 from .errors import ClickError, SessionError, VolumeError
 from .mask_ops import bounding_box, changed_box, clean_components
-from .model_input import choose_roi, from_model_order, model_inputs, stroke_windows
+from .model_input import choose_roi, from_model_order, model_inputs, stroke_windows, widened_roi
 from .normalize import intensity_stats
 from .prompts import REGION, Box, channel_names, Lasso, Scribble, box_corners, plane_of, prompt_points_kji, region_channel, scribble_points
 from .roi import to_scan
@@ -270,8 +270,8 @@ class InteractiveSession:
         return np.vstack(signs[True]), np.vstack(signs[False])
 
     def _predict(self, prompts) -> tuple:
-        """Run the model, zooming out while the object touches an ROI face inside the scan (or along a long
-        stroke, in windows)."""
+        """Run the model, widening the view while the object touches an ROI face inside the scan (centred on what
+        was found: model_input.widened_roi), or along a long stroke in windows."""
         volume, manifest = self.volume, self.manifest
         spacing_kji = volume.spacing[::-1]
         if isinstance(prompts[-1], Scribble):
@@ -283,19 +283,22 @@ class InteractiveSession:
         focus = prompt_points_kji(prompts[-1])
         extent_known = any(isinstance(p, (Box, Lasso)) and p.positive for p in prompts)
         max_zoom = manifest["spacing_policy"].get("max_zoom_out", 1)
-        zoom, model_s, runs, roi = 1.0, 0.0, 0, None
+        threshold = manifest.get("threshold", 0.5)
+        max_runs = 1 + int(np.floor(np.log(max_zoom) / np.log(_ZOOM_STEP) + 1e-9))  # as many as zooming out takes
+        roi = choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, 1.0, focus, extent_known)
+        first_size, model_s, runs = roi.step[0] * spacing_kji[0], 0.0, 0
         while True:
-            previous_roi, roi = roi, choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, zoom,
-                                                focus, extent_known)
-            if previous_roi is not None and np.allclose(roi.step, previous_roi.step) and np.allclose(roi.start, previous_roi.start):
-                roi = previous_roi  # at the size limit: zooming out changes nothing
-                break
             prob, seconds = self._run_model(prompts, roi, self._soft_previous(roi))
             model_s += seconds
             runs += 1
-            if zoom * _ZOOM_STEP > max_zoom or not _touches_inner_face(prob > manifest.get("threshold", 0.5), roi, volume.shape):
+            found = prob > threshold
+            if runs >= max_runs or not _touches_inner_face(found, roi, volume.shape):
                 break
-            zoom *= _ZOOM_STEP
+            wider = widened_roi(manifest, spacing_kji, roi, found, points, mask_box, focus, _ZOOM_STEP)
+            if wider.step[0] * spacing_kji[0] / first_size > max_zoom + 1e-9 or (
+                    np.allclose(wider.step, roi.step) and np.allclose(wider.start, roi.start)):
+                break  # as far out as the policy allows, or at the size limit: another run would see the same
+            roi = wider
         box, values = to_scan(prob, roi, volume.shape)
         self.last_roi = roi
         soft = (roi, prob.astype(np.float32)) if manifest.get("previous_mask") == "soft" else None
