@@ -31,25 +31,26 @@ def test_an_off_centre_click_on_a_long_object_ends_in_a_view_centred_on_it(brigh
     assert session.last_roi.voxel_mm(bright_scan.spacing[::-1]).max() <= 40.0 / 32
 
 
-def test_the_widened_view_holds_the_find_and_grows_at_most_one_zoom_step():
+def test_the_widened_view_holds_a_find_cut_on_one_side_and_grows_around_the_click_when_cut_on_both():
     manifest = tiny_manifest()  # patch 32, initial 32 mm, margin 1.4
     spacing = np.ones(3)
     click = np.array([[34.0, 40.0, 40.0]])
     first = choose_roi(manifest, (80, 80, 80), spacing, click)
-    found = np.zeros(first.shape, bool)
-    found[:, 8:24, 8:24] = True  # cut at both k faces: a long object along k
-    wider = widened_roi(manifest, spacing, first, found, click)
-    assert wider.voxel_mm(spacing)[0] * 32 == pytest.approx(32 * 1.4)  # the find with the margin
-    found_lo, found_hi = first.start + np.array([0, 8, 8]) * first.step, first.start + np.array([31, 23, 23]) * first.step
+    one_side = np.zeros(first.shape, bool)
+    one_side[0:20, 8:24, 8:24] = True  # cut at the low k face only: an object off-centre of the click
+    wider = widened_roi(manifest, spacing, first, one_side, click)
+    assert wider.voxel_mm(spacing)[0] * 32 == pytest.approx(32.0)  # 20 x 1.4 < 32: a shifted view of the same size
+    assert wider.start[0] < first.start[0]  # moved towards the cut
+    found_lo, found_hi = first.start + np.array([0, 8, 8]) * first.step, first.start + np.array([19, 23, 23]) * first.step
     assert np.all(wider.start <= found_lo) and np.all(wider.end >= found_hi)
-    small = np.zeros(first.shape, bool)
-    small[0:12, 10:20, 10:20] = True  # cut at one face, short: a shifted view of the same size holds it
-    shifted = widened_roi(manifest, spacing, first, small, click)
-    assert shifted.voxel_mm(spacing)[0] * 32 == pytest.approx(32.0)
-    assert shifted.start[0] < first.start[0]  # moved towards the cut
     mask_box = (slice(0, 60), slice(30, 50), slice(30, 50))  # the current mask is longer still
-    capped = widened_roi(manifest, spacing, first, found, click, mask_box)
+    capped = widened_roi(manifest, spacing, first, one_side, click, mask_box)
     assert capped.voxel_mm(spacing)[0] * 32 == pytest.approx(32 * 1.5)  # at most one zoom step at a time
+    both = np.zeros(first.shape, bool)
+    both[:, 8:24, 8:24] = True  # cut at both k faces: longer than the view, its ends unknown
+    grown = widened_roi(manifest, spacing, first, both, click)
+    assert grown.voxel_mm(spacing)[0] * 32 == pytest.approx(32 * 1.5)
+    np.testing.assert_allclose((grown.start + grown.end) / 2, click[0])  # around the click, not the find
 
 
 def test_an_object_larger_than_the_largest_view_is_refined_around_the_latest_prompt():
