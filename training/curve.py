@@ -111,6 +111,7 @@ def main(argv=None) -> int:
     parser.add_argument("--logged-batch", type=int, default=None,
                         help="examples per step of log lines that do not say (default: the config's batch size)")
     parser.add_argument("--groups", default="spine,other", help="validation groups to judge: spine, other")
+    parser.add_argument("--since-step", type=int, default=0, help="judge only snapshots from this step on")
     parser.add_argument("--snapshots-only", action="store_true", help="not the last checkpoint (while the run goes on)")
     parser.add_argument("--baseline", type=Path, help="also judge this package (recorded as step 0, e.g. the bundled model)")
     args = parser.parse_args(argv)
@@ -120,7 +121,7 @@ def main(argv=None) -> int:
     records = json.loads(path.read_text()) if path.exists() else []
     groups = tuple(args.groups.split(","))
     done = {r["step"] for r in records if all(g in r for g in groups)}
-    todo = snapshots(args.run_dir, with_last=not args.snapshots_only)
+    todo = [s for s in snapshots(args.run_dir, with_last=not args.snapshots_only) if s[0] >= args.since_step]
     todo = [s for i, s in enumerate(todo) if i % args.every == 0 or i == len(todo) - 1]
     seen = examples_seen(args.run_dir, args.logged_batch or config["batch_size"])
     jobs = ([(0, None)] if args.baseline and 0 not in done else []) + [s for s in todo if s[0] not in done]
