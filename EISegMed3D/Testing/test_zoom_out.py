@@ -48,7 +48,8 @@ def test_the_widened_view_holds_a_find_cut_on_one_side_and_grows_around_the_clic
     assert capped.voxel_mm(spacing)[0] * 32 == pytest.approx(32 * 1.5)  # at most one zoom step at a time
     both = np.zeros(first.shape, bool)
     both[:, 8:24, 8:24] = True  # cut at both k faces: longer than the view, its ends unknown
-    grown = widened_roi(manifest, spacing, first, both, click)
+    assert widened_roi(manifest, spacing, first, both, click) is None  # the session zooms out around the click:
+    grown = choose_roi(manifest, (80, 80, 80), spacing, click, zoom=1.5)
     assert grown.voxel_mm(spacing)[0] * 32 == pytest.approx(32 * 1.5)
     np.testing.assert_allclose((grown.start + grown.end) / 2, click[0])  # around the click, not the find
 
@@ -59,7 +60,9 @@ def test_an_object_larger_than_the_largest_view_is_refined_around_the_latest_pro
     spacing = np.ones(3)
     click = np.array([[20.0, 40.0, 40.0]])
     first = choose_roi(manifest, (200, 80, 80), spacing, click, focus_kji=click)
-    found = np.ones(first.shape, bool)
+    found = np.zeros(first.shape, bool)
+    found[:, 2:30, 2:30] = True  # cut at the low k face only, towards the prompt at k = 150 far beyond the view
+    found[-1] = False
     wider = widened_roi(manifest, spacing, first, found, np.vstack([[[150.0, 40.0, 40.0]], click]),
                         focus_kji=click)
     assert wider.voxel_mm(spacing)[0] * 32 == pytest.approx(40.0)

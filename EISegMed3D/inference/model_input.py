@@ -49,40 +49,36 @@ def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=Non
 
 
 def widened_roi(manifest: dict, spacing_kji, roi: roi_mod.Roi, found_patch: np.ndarray, points_kji, mask_box=None,
-                focus_kji=None, step: float = 1.5) -> roi_mod.Roi:
+                focus_kji=None, step: float = 1.5) -> roi_mod.Roi | None:
     """The next ROI after `roi` cut the object off at a face: centred on all that is known of the object (what
     the run found, the prompts, the current mask) and as large as that needs with the margin, between the size
-    of `roi` and `step` times it (and the policy's largest size). An object cut off on both sides of an axis is
-    larger than the view: then the view grows around the prompts, `step` times, as zooming out always did.
+    of `roi` and `step` times it (and the policy's largest size). None for an object cut off on both sides of an
+    axis: it is longer than the view, its ends are unknown, and centring on the find let a leak drag the view
+    after it (CT muscles: Dice@1 -0.1 to -0.18), so the caller zooms out around the prompts (choose_roi).
 
     Zooming out around the prompts instead wasted the side of the view away from the cut: an off-centre click
     on a 48 mm vertebral body went from 64 mm at 1 mm voxels to 96 mm at 1.5 mm, where a shifted 64 mm view
     holds it whole (benchmarks/results/experiments/recentred_zoom.md). The session uses it for a first prompt."""
+    found = np.argwhere(found_patch)
+    if found.size and np.any((found.min(axis=0) == 0) & (found.max(axis=0) == np.array(roi.shape) - 1)):
+        return None
     policy = manifest["spacing_policy"]
     spacing = np.asarray(spacing_kji, dtype=np.float64)
     points = np.asarray(points_kji, dtype=np.float64).reshape(-1, 3)
     known = [points]
     if mask_box is not None:
         known.append(np.array([[s.start for s in mask_box], [s.stop - 1 for s in mask_box]], dtype=np.float64))
+    if found.size:
+        known.append(roi.start + np.array([found.min(axis=0), found.max(axis=0)]) * roi.step)
+    lo, hi = np.vstack(known).min(axis=0), np.vstack(known).max(axis=0)
     current = float(roi.step[0] * spacing[0] * min(roi.shape))  # isotropic: the edge of the cube
-    found = np.argwhere(found_patch)
-    cut_both_ways = found.size and np.any((found.min(axis=0) == 0) & (found.max(axis=0) == np.array(roi.shape) - 1))
-    if cut_both_ways:
-        # Longer than the view along an axis: where it ends is unknown, and centring on the find let a leak drag
-        # the view after it (CT muscles: Dice@1 -0.1 to -0.18). Grow around the prompts, as a zoom-out does.
-        lo, hi = np.vstack(known).min(axis=0), np.vstack(known).max(axis=0)
-        size = current * step
-    else:
-        if found.size:
-            known.append(roi.start + np.array([found.min(axis=0), found.max(axis=0)]) * roi.step)
-        lo, hi = np.vstack(known).min(axis=0), np.vstack(known).max(axis=0)
-        size = min(max(current, roi_mod.roi_size_mm(lo, hi, spacing, policy, object_known=True)), current * step)
+    size = min(max(current, roi_mod.roi_size_mm(lo, hi, spacing, policy, object_known=True)), current * step)
     limit = policy.get("max_roi_mm")
     if limit and size > limit:
         size = float(limit)
-        if cut_both_ways or float(((hi - lo + 1) * spacing).max()) > limit:  # larger than any view: refine
+        if float(((hi - lo + 1) * spacing).max()) > limit:  # larger than any view: refine around the latest prompt
             focus = points[-1:] if focus_kji is None else np.asarray(focus_kji, dtype=np.float64).reshape(-1, 3)
-            lo, hi = focus.min(axis=0), focus.max(axis=0)  # around the latest prompt
+            lo, hi = focus.min(axis=0), focus.max(axis=0)
     return roi_mod.isotropic_roi(lo, hi, spacing, tuple(manifest["patch_shape"]), size)
 
 

@@ -294,9 +294,10 @@ class InteractiveSession:
             found = prob > threshold
             if runs >= max_runs or not _touches_inner_face(found, roi, volume.shape):
                 break
-            if mask_box is None:  # a first prompt: the view may sit off the object's centre
-                wider = widened_roi(manifest, spacing_kji, roi, found, points, None, focus, _ZOOM_STEP)
-            else:  # the mask already centres the view; growing around it kept corrections steadier
+            # A first prompt's view may sit off the object's centre: centre the next on the find. Otherwise (a mask
+            # centres the view, or the object is longer than it) zoom out around the prompts.
+            wider = widened_roi(manifest, spacing_kji, roi, found, points, None, focus, _ZOOM_STEP) if mask_box is None else None
+            if wider is None:
                 zoom = roi.step[0] * spacing_kji[0] / first_size * _ZOOM_STEP
                 wider = choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, zoom, focus, extent_known)
             if wider.step[0] * spacing_kji[0] / first_size > max_zoom + 1e-9 or (
