@@ -10,6 +10,7 @@ import paddle.nn.functional as F
 from paddle.base.unique_name import UniqueNameGenerator
 from paddle.utils import unique_name
 
+from .loss_weights import error_weights
 from .network import build_network
 
 
@@ -20,19 +21,22 @@ def boundary_band(targets, width: int):
 
 
 def previous_error(previous, targets):
-    """Where the previous mask is wrong, in examples that start from one (the PyTorch twin's rule)."""
-    wrong = ((previous > 0.5).astype("float32") - targets).abs()
+    """Where the previous mask is wrong (+1 added wrongly, -1 missed), in examples that start from one (the PyTorch
+    twin's rule)."""
+    wrong = (previous > 0.5).astype("float32") - targets
     return wrong * (previous.amax(axis=[1, 2, 3, 4], keepdim=True) > 0).astype("float32")
 
 
 def dice_bce_loss(logits, targets, band_weight: float = 0.0, band_width: int = 2, previous=None,
-                  error_weight: float = 0.0):
+                  error_weight=0.0):
     """BCE (weighted up by `band_weight` around the reference edge and by `error_weight` where the previous mask
     was wrong) plus soft Dice per example (the Dice term keeps small objects from vanishing in the average); the
     same loss as the PyTorch twin's."""
     weights = 1.0 + band_weight * boundary_band(targets, band_width) if band_weight else paddle.ones_like(targets)
-    if error_weight and previous is not None:
-        weights = weights + error_weight * previous_error(previous, targets)
+    missed, extra = error_weights(error_weight)
+    if (missed or extra) and previous is not None:
+        error = previous_error(previous, targets)
+        weights = weights + extra * error.clip(min=0) + missed * (-error).clip(min=0)
     bce = (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights).sum() / weights.sum()
     prob = F.sigmoid(logits)
     axes = [1, 2, 3, 4]
@@ -52,7 +56,7 @@ class PaddleTrainer:
             config["seed"] = config["seed"] * 1000 + self.rank  # each card sees its own examples
         paddle.seed(config["seed"])
         self.band_weight = float(config.get("band_weight", 0.0))
-        self.error_weight = float(config.get("error_weight", 0.0))
+        self.error_weight = error_weights(config.get("error_weight", 0.0))
         # Own name space: the optimiser checkpoint is keyed by parameter names ("conv3d_0.w_0_moment1_0"), which
         # would otherwise depend on how many layers this process built before (a second trainer could not resume).
         self._names = UniqueNameGenerator()

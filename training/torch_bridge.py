@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .loss_weights import error_weights
+
 
 class ConvNormAct(nn.Module):
     def __init__(self, cin, cout, kernel=3, stride=1):
@@ -97,22 +99,25 @@ def boundary_band(targets: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def previous_error(previous: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Where the previous mask (the model's own last answer) is wrong: 1 there, 0 elsewhere and in examples that
-    start from no mask (an empty previous mask is no answer, and weighting its "misses" would only favour bigger
-    masks, the bundled model's error already)."""
-    wrong = ((previous > 0.5).float() - targets).abs()
+    """Where the previous mask (the model's own last answer) is wrong: +1 where it added a voxel wrongly, -1 where it
+    missed one, 0 elsewhere and in examples that start from no mask (an empty previous mask is no answer, and
+    weighting its "misses" would only favour bigger masks, the bundled model's error already)."""
+    wrong = (previous > 0.5).float() - targets
     return wrong * (previous.amax(dim=(1, 2, 3, 4), keepdim=True) > 0).float()
 
 
 def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: float = 0.0, band_width: int = 2,
-                     previous: torch.Tensor | None = None, error_weight: float = 0.0):
+                     previous: torch.Tensor | None = None, error_weight=0.0):
     """BCE (weighted up by `band_weight` in the band around the reference edge, where the spine error lies, and by
-    `error_weight` where the previous mask was wrong, which is what a correcting click asks to change) plus soft
+    `error_weight` where the previous mask was wrong, which is what a correcting click asks to change: a number, or
+    (missed, extra) as training.loss_weights.error_weights reads a config) plus soft
     Dice per example (keeps small objects from vanishing in the average). Computed in fp32."""
     logits = logits.float()
     weights = 1.0 + band_weight * boundary_band(targets, band_width) if band_weight else torch.ones_like(targets)
-    if error_weight and previous is not None:
-        weights = weights + error_weight * previous_error(previous.float(), targets)
+    missed, extra = error_weights(error_weight)
+    if (missed or extra) and previous is not None:
+        error = previous_error(previous.float(), targets)
+        weights = weights + extra * error.clamp(min=0) + missed * (-error).clamp(min=0)
     bce = F.binary_cross_entropy_with_logits(logits, targets, weight=weights, reduction="sum") / weights.sum()
     prob = torch.sigmoid(logits)
     dims = (1, 2, 3, 4)
@@ -141,7 +146,7 @@ class TorchTrainer:
         self.bf16 = config.get("precision", "bf16") == "bf16" and (self.device.type == "cuda" or _cpu_has_bf16())
         self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
         self.band_weight = float(config.get("band_weight", 0.0))
-        self.error_weight = float(config.get("error_weight", 0.0))
+        self.error_weight = error_weights(config.get("error_weight", 0.0))
         self.net = InteractiveVNet(**network_settings(config)).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
 

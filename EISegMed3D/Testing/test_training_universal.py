@@ -86,6 +86,35 @@ def test_the_previous_mask_error_weight_targets_what_a_correction_changes_and_bo
     assert weighted == pytest.approx(theirs, rel=1e-5)
 
 
+def test_missed_and_extra_voxels_of_the_previous_mask_are_weighted_apart_in_both_frameworks():
+    import paddle
+
+    from training.loss_weights import error_weights
+    from training.paddle_trainer import dice_bce_loss
+    from training.torch_bridge import interactive_loss, previous_error
+
+    target = np.zeros((1, 1, 12, 12, 12), np.float32)
+    target[0, 0, 3:9, 3:9, 3:9] = 1
+    previous = np.zeros_like(target)
+    previous[0, 0, 3:9, 3:9, 5:11] = 0.9  # misses x 3-4, adds x 9-10
+    error = previous_error(torch.from_numpy(previous), torch.from_numpy(target)).numpy()
+    assert (error[0, 0, 3:9, 3:9, 9:11] == 1).all() and (error[0, 0, 3:9, 3:9, 3:5] == -1).all()
+    assert np.abs(error).sum() == 2 * 36 * 2
+    logits = np.random.default_rng(2).normal(size=target.shape).astype(np.float32)
+    t = {name: torch.from_numpy(a) for name, a in (("l", logits), ("t", target), ("p", previous))}
+    loss = {w: float(interactive_loss(t["l"], t["t"], 3.0, previous=t["p"], error_weight=w))
+            for w in (0.0, 2.0, (2.0, 0.0), (0.0, 2.0), (2.0, 2.0))}
+    assert loss[2.0] == pytest.approx(loss[(2.0, 2.0)], rel=1e-6)  # a number weights both alike
+    assert len({round(v, 5) for v in loss.values()}) == 4  # missed-only and extra-only weight different voxels
+    theirs = float(dice_bce_loss(paddle.to_tensor(logits), paddle.to_tensor(target), 3.0,
+                                 previous=paddle.to_tensor(previous), error_weight=(3.0, 0.5)))
+    ours = float(interactive_loss(t["l"], t["t"], 3.0, previous=t["p"], error_weight=(3.0, 0.5)))
+    assert ours == pytest.approx(theirs, rel=1e-5)
+    assert error_weights({"missed": 3, "extra": 0.5}) == (3.0, 0.5) and error_weights(2) == (2.0, 2.0)
+    with pytest.raises(ValueError, match="unknown keys"):
+        error_weights({"miss": 3})
+
+
 # --- the region channel and its warm start ----------------------------------------------------------------------
 def test_a_network_with_a_region_channel_starts_out_answering_clicks_as_the_old_one(tmp_path):
     from training.torch_bridge import TorchTrainer, load_paddle_named, paddle_state
