@@ -1,65 +1,21 @@
 """Clicks that correct, on real validation objects (skipped where ../shared/data is absent): after the first click,
 a positive click in the largest missed region adds (most of) it, and a negative click in the largest false region
 removes (most of) it, with the bundled default model through the engine."""
-from pathlib import Path
-
 import numpy as np
 import pytest
-from scipy import ndimage
 
-from inference import InteractiveSession, Volume, load_model
-from training.evaluation.robot import next_click
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-# validation split (training/split.json): never trained on
-OBJECTS = [("spine_mri_vertebral_bodies_t2", "case_008", v) for v in (3, 4)] + \
-          [("spine_mri_vertebral_bodies_t2", "case_009", 2)] + \
-          [("spine_mri_vertebral_bodies_waterfat", "case_013", v) for v in (1, 3)] + \
-          [("spine_mri_vertebral_bodies_waterfat", "case_015", 2)] + \
-          [("spine_mri_intervertebral_discs", "case_001", v) for v in (2, 3)]
-MIN_REGION = 150  # voxels: a region a user would click on
+from inference import load_model
+from training.evaluation.corrections import DATA, OBJECTS, correction_fractions
 
 pytestmark = pytest.mark.skipif(not (DATA / OBJECTS[0][0]).exists(),
                                 reason=f"real data not found at {DATA} (../shared/data beside the checkout)")
-
-
-def _largest(region: np.ndarray):
-    labels, count = ndimage.label(region, structure=np.ones((3, 3, 3)))
-    if count == 0:
-        return None
-    sizes = np.bincount(labels.ravel())[1:]
-    component = labels == (1 + int(np.argmax(sizes)))
-    return component if component.sum() >= MIN_REGION else None
-
-
-def _deepest_ijk(component: np.ndarray, spacing_ijk) -> tuple:
-    depth = ndimage.distance_transform_edt(np.pad(component, 1), sampling=np.asarray(spacing_ijk)[::-1])[1:-1, 1:-1, 1:-1]
-    k, j, i = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    return (float(i), float(j), float(k))
 
 
 @pytest.fixture(scope="module")
 def corrections():
     """For every object: how much of the largest missed (after a positive click) and false (after a negative
     click) region the correcting click removed, as fractions of that region."""
-    model = load_model()
-    out = {"positive": [], "negative": []}
-    for folder, case, value in OBJECTS:
-        volume = Volume.from_file(DATA / folder / f"{case}.nii.gz")
-        target = Volume.from_file(DATA / folder / f"{case}_label.nii.gz").array == value
-        session = InteractiveSession(model)
-        session.set_volume(volume)
-        ijk, positive = next_click(target, np.zeros_like(target), volume.spacing)
-        first = session.add_click(ijk=ijk, positive=positive).mask > 0
-        for sign, region in (("positive", target & ~first), ("negative", first & ~target)):
-            component = _largest(region)
-            if component is None:
-                continue
-            after = session.add_click(ijk=_deepest_ijk(component, volume.spacing), positive=sign == "positive").mask > 0
-            still = (component & ~after) if sign == "positive" else (component & after)
-            out[sign].append(1.0 - still.sum() / component.sum())
-            session.undo()
-    return out
+    return correction_fractions(load_model())
 
 
 @pytest.mark.xfail(strict=True, reason="issue 9 target not met by the bundled model: on these 8 objects a positive click "

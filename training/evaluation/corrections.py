@@ -1,0 +1,76 @@
+"""Clicks that correct, measured on real validation objects: after the simulated user's first click, how much of
+the largest missed region one positive click there adds, and how much of the largest false region one negative
+click there removes (fractions of that region). Used by EISegMed3D/Testing/test_corrective_clicks.py and by the
+adoption rules of training runs (`python -m training.evaluation.corrections --model PACKAGE`)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .robot import deepest_voxel, largest_component, next_click
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+# validation split (training/split.json): never trained on
+OBJECTS = [("spine_mri_vertebral_bodies_t2", "case_008", v) for v in (3, 4)] + \
+          [("spine_mri_vertebral_bodies_t2", "case_009", 2)] + \
+          [("spine_mri_vertebral_bodies_waterfat", "case_013", v) for v in (1, 3)] + \
+          [("spine_mri_vertebral_bodies_waterfat", "case_015", 2)] + \
+          [("spine_mri_intervertebral_discs", "case_001", v) for v in (2, 3)]
+MIN_REGION = 150  # voxels: a region a user would click on
+
+
+def largest_region(region: np.ndarray) -> np.ndarray | None:
+    """The largest 26-connected part of `region` when it is one a user would click on, else None."""
+    component = largest_component(region)
+    return component if component is not None and component.sum() >= MIN_REGION else None
+
+
+def correction_fractions(model, data_root: Path = DATA, objects=OBJECTS) -> dict[str, list[float]]:
+    """{"positive": [...], "negative": [...]}: per object, the fraction of the largest missed (false) region after
+    the first click that a positive (negative) click at its deepest voxel fixed. Objects without such a region
+    are left out of that list."""
+    from inference import InteractiveSession, Volume
+
+    out = {"positive": [], "negative": []}
+    for folder, case, value in objects:
+        volume = Volume.from_file(Path(data_root) / folder / f"{case}.nii.gz")
+        target = Volume.from_file(Path(data_root) / folder / f"{case}_label.nii.gz").array == value
+        session = InteractiveSession(model)
+        session.set_volume(volume)
+        ijk, positive = next_click(target, np.zeros_like(target), volume.spacing)
+        first = session.add_click(ijk=ijk, positive=positive).mask > 0
+        sampling = tuple(float(s) for s in np.asarray(volume.spacing, dtype=np.float64)[::-1])
+        for sign, region in (("positive", target & ~first), ("negative", first & ~target)):
+            component = largest_region(region)
+            if component is None:
+                continue
+            k, j, i = deepest_voxel(component, sampling)
+            after = session.add_click(ijk=(float(i), float(j), float(k)), positive=sign == "positive").mask > 0
+            still = (component & ~after) if sign == "positive" else (component & after)
+            out[sign].append(float(1.0 - still.sum() / component.sum()))
+            session.undo()
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="model package folder (default: the bundled model)")
+    parser.add_argument("--backend", default="onnx")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--data", type=Path, default=DATA)
+    args = parser.parse_args(argv)
+    from inference import load_model
+
+    model = load_model(args.model, backend=args.backend, threads=args.threads)
+    fractions = correction_fractions(model, args.data)
+    print(json.dumps({sign: {"median": float(np.median(v)) if v else None, "min": min(v) if v else None,
+                             "n": len(v), "values": [round(x, 4) for x in v]} for sign, v in fractions.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
