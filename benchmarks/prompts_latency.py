@@ -4,8 +4,8 @@
 
 Per object of the scan's label map, on a fresh session each time: the protocol's first click, a lasso and a box on
 the object's largest slice across the thick-slice axis (training/evaluation/prompt_user.py) and a scribble through
-that slice's object voxels. Lasso, scribble and click run on the bundled model; the box needs a model with a
-"region" channel, so it runs on the bundled architecture built with 4 click channels (random weights: the time of
+that slice's object voxels. Every prompt runs on the bundled model; only a model without a "region" channel (the
+box needs one) has its box run on the same architecture built with 4 click channels (random weights: the time of
 the network is that of a trained one; the number of zoom-out runs may differ). ONNX Runtime, 2 threads. Writes its
 section of BENCHMARKS.md with --write.
 """
@@ -61,6 +61,7 @@ def scribble_through(gt: np.ndarray, axis: int, index: int) -> list[tuple]:
 def measure(scan: Path, labels, repeats: int, package: Path | None = None, backend: str = "onnx") -> dict:
     from inference.datafolder import label_path
     from inference.model import load_model
+    from inference.prompts import REGION, channel_names
     from inference.session import InteractiveSession
     from inference.volume import Volume
     from training.evaluation.prompt_user import first_box, first_lasso, largest_slice
@@ -72,7 +73,8 @@ def measure(scan: Path, labels, repeats: int, package: Path | None = None, backe
     if package is not None:  # one trained model with a region channel answers every prompt
         bundled = boxed = load_model(package, backend=backend, device="cpu", threads=THREADS)
     else:
-        bundled = load_model(backend=backend, device="cpu", threads=THREADS)
+        bundled = boxed = load_model(backend=backend, device="cpu", threads=THREADS)
+    if REGION not in channel_names(bundled.manifest):
         with tempfile.TemporaryDirectory() as tmp:
             boxed = load_model(region_model(Path(tmp), bundled), backend=backend, device="cpu", threads=THREADS)
     sessions = {"bundled": InteractiveSession(bundled), "region": InteractiveSession(boxed)}
@@ -98,12 +100,14 @@ def measure(scan: Path, labels, repeats: int, package: Path | None = None, backe
                              "runs": result.runs})
     return {"scan": str(scan), "shape_ijk": list(volume.shape[::-1]), "spacing_ijk": [float(s) for s in volume.spacing],
             "labels": labels, "repeats": repeats, "rows": rows, "model": bundled.describe(),
-            "package": None if package is None else str(package), "backend": bundled.backend}
+            "package": None if package is None else str(package), "backend": bundled.backend,
+            "box_random": boxed is not bundled}
 
 
 def render(result: dict, command: str, machine: str) -> str:
     models = (f"every prompt on `{Path(result['package']).name}` (trained, with a region channel)" if result.get("package")
-              else "Box: the bundled architecture with 4 click channels, random weights; the others: the bundled model")
+              else "Box: the bundled architecture with 4 click channels, random weights; the others: the bundled model"
+              if result.get("box_random", True) else "every prompt on the bundled model (it has a region channel)")
     lines = [MARK_START, "## Prompt latency: box, lasso, scribble beside a click", "",
              f"`{command}` — scan `{Path(result['scan']).name}` ({' x '.join(map(str, result['shape_ijk']))} voxels, "
              f"{' x '.join(f'{s:.2f}' for s in result['spacing_ijk'])} mm), labels {result['labels']}, each prompt "
