@@ -70,11 +70,8 @@ def measure(scan: Path, labels, repeats: int, package: Path | None = None, backe
     volume = Volume.from_file(scan)
     truth = Volume.from_file(label_path(scan)).array
     labels = labels or [int(v) for v in np.unique(truth) if v != 0]
-    if package is not None:  # one trained model with a region channel answers every prompt
-        bundled = boxed = load_model(package, backend=backend, device="cpu", threads=THREADS)
-    else:
-        bundled = boxed = load_model(backend=backend, device="cpu", threads=THREADS)
-    if REGION not in channel_names(bundled.manifest):
+    bundled = boxed = load_model(package, backend=backend, device="cpu", threads=THREADS)  # None: the bundled model
+    if REGION not in channel_names(bundled.manifest):  # the box needs a region channel
         with tempfile.TemporaryDirectory() as tmp:
             boxed = load_model(region_model(Path(tmp), bundled), backend=backend, device="cpu", threads=THREADS)
     sessions = {"bundled": InteractiveSession(bundled), "region": InteractiveSession(boxed)}
@@ -105,9 +102,9 @@ def measure(scan: Path, labels, repeats: int, package: Path | None = None, backe
 
 
 def render(result: dict, command: str, machine: str) -> str:
-    models = (f"every prompt on `{Path(result['package']).name}` (trained, with a region channel)" if result.get("package")
-              else "Box: the bundled architecture with 4 click channels, random weights; the others: the bundled model"
-              if result.get("box_random", True) else "every prompt on the bundled model (it has a region channel)")
+    model = f"`{Path(result['package']).name}`" if result.get("package") else "the bundled model"
+    models = (f"Box: the same architecture with 4 click channels, random weights; the others: {model}"
+              if result.get("box_random", True) else f"every prompt on {model} (it has a region channel)")
     lines = [MARK_START, "## Prompt latency: box, lasso, scribble beside a click", "",
              f"`{command}` — scan `{Path(result['scan']).name}` ({' x '.join(map(str, result['shape_ijk']))} voxels, "
              f"{' x '.join(f'{s:.2f}' for s in result['spacing_ijk'])} mm), labels {result['labels']}, each prompt "

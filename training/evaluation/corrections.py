@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .robot import deepest_voxel, largest_component, next_click
+from .robot import deepest_voxel, largest_component, mm_sampling, next_click
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 # validation split (training/split.json): never trained on
@@ -43,7 +43,7 @@ def correction_fractions(model, data_root: Path = DATA, objects=OBJECTS) -> dict
         session.set_volume(volume)
         ijk, positive = next_click(target, np.zeros_like(target), volume.spacing)
         first = session.add_click(ijk=ijk, positive=positive).mask > 0
-        sampling = tuple(float(s) for s in np.asarray(volume.spacing, dtype=np.float64)[::-1])
+        sampling = mm_sampling(volume.spacing)
         for sign, region in (("positive", target & ~first), ("negative", first & ~target)):
             component = largest_region(region)
             if component is None:

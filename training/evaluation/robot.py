@@ -39,6 +39,11 @@ def _depth(component: np.ndarray, spacing_kji=None) -> tuple[np.ndarray, np.ndar
     return ndimage.distance_transform_edt(crop, sampling=spacing_kji), np.array([s.start - 1 for s in box])
 
 
+def mm_sampling(spacing_ijk) -> tuple[float, float, float]:
+    """Voxel size (i, j, k) as the [k, j, i] sampling the distance transforms take."""
+    return tuple(float(s) for s in np.asarray(spacing_ijk, dtype=np.float64)[::-1])
+
+
 def deepest_voxel(component: np.ndarray, spacing_kji=None) -> tuple[int, int, int]:
     """(k, j, i) of the component voxel farthest from its border; ties -> lowest flat index."""
     distance, origin = _depth(component, spacing_kji)
@@ -58,7 +63,7 @@ def edge_click(gt: np.ndarray, spacing_ijk, depth_mm: float = EDGE_DEPTH_MM) -> 
     region = _box(gt)
     if region is None:
         raise ValueError("edge_click: the object is empty")
-    sampling = tuple(float(s) for s in np.asarray(spacing_ijk, dtype=np.float64)[::-1])
+    sampling = mm_sampling(spacing_ijk)
     depth, origin = _depth(largest_component(gt[region]), sampling)
     deepest = np.array(np.unravel_index(int(np.argmax(depth)), depth.shape))
     zone = np.argwhere((depth > 0) & (depth <= depth_mm))
@@ -90,7 +95,7 @@ def next_click(gt: np.ndarray, pred: np.ndarray | None, spacing_ijk=None, varian
     if variant == "mm":
         if spacing_ijk is None:
             raise ValueError("the mm variant needs the voxel spacing")
-        sampling = tuple(float(s) for s in np.asarray(spacing_ijk, dtype=np.float64)[::-1])
+        sampling = mm_sampling(spacing_ijk)
     else:
         sampling = None
     k, j, i = deepest_voxel(component, sampling)
