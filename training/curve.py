@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from .data import DEFAULT_DATA
 from .train import ROOT, load_config
 
-SPINE = ["spine_mri_vertebral_bodies_t2", "spine_mri_vertebral_bodies_waterfat", "spine_mri_intervertebral_discs"]
-OTHER = ["ct_mr_totalsegmentator_examples", "lesion_mri_pyradiomics", "spinal_cord_mri_sct"]
 
 
 def snapshots(run_dir: Path, with_last: bool = True) -> list[tuple[int, Path]]:
@@ -54,25 +51,13 @@ def export(config: dict, weights: Path, out: Path, note: dict) -> Path:
 
 def judge(package: Path, data: Path, split: Path, max_clicks: int, out: Path, groups=("spine", "other")) -> dict:
     """Spine and other-structure validation metrics (model only) and the ellipsoid test of one package."""
-    from . import evaluate
+    from .evaluation.adoption import OTHER, SPINE, ellipsoid_scores, evaluate_folders
 
     record = {}
     for group, folders in (("spine", SPINE), ("other", OTHER)):
-        if group not in groups:
-            continue
-        args = evaluate.build_parser().parse_args([str(data / f) for f in folders] + [
-            "--model", str(package), "--backend", "onnx", "--max-clicks", str(max_clicks), "--baselines", "",
-            "--split", str(split), "--subset", "val", "--out", str(out / group), "--quiet"])
-        evaluate.run(args)
-        aggregate = json.loads((out / group / "evaluation.json").read_text())["runs"]["model"]["aggregates"]["all"]
-        record[group] = {k: aggregate[k] for k in ("objects", "dice@1", "dice@3", "dice@5", "dice@10", "iou@1", "iou@3",
-                                                   "iou@5", "iou@10", "noc@85", "auc") if k in aggregate}
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import ellipsoid
-
-    rows = ellipsoid.run(package)
-    record["ellipsoid"] = {"mean_dice": round(sum(r["dice"] for r in rows) / len(rows), 4),
-                           "min_dice": min(r["dice"] for r in rows), "rows": rows}
+        if group in groups:
+            record[group] = evaluate_folders(package, [data / f for f in folders], out / group, max_clicks, split)["all"]
+    record["ellipsoid"] = ellipsoid_scores(package)
     return record
 
 

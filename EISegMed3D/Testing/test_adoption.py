@@ -1,0 +1,30 @@
+"""The adoption-rule measurements as one command (training/evaluation/adoption.py), on a real exported ONNX model."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from training.evaluation.adoption import main
+
+
+def test_a_part_is_measured_once_and_kept_part_by_part(bright_model_dir, tmp_path, capsys):
+    out = tmp_path / "judge"
+    assert main(["--model", str(bright_model_dir), "--out", str(out), "--parts", "ellipsoid"]) == 0
+    record = json.loads((out / "adoption.json").read_text())
+    # the bright-voxel network finds a bright ellipsoid on dark noise: what the ellipsoid test asks of a real model
+    assert len(record["ellipsoid"]["rows"]) == 12
+    assert record["ellipsoid"]["min_dice"] > 0.5
+    assert f"ellipsoid: mean {record['ellipsoid']['mean_dice']:.4f}" in capsys.readouterr().out
+    # a second call reads the stored part instead of measuring it again
+    record["ellipsoid"]["mean_dice"] = 0.1234
+    (out / "adoption.json").write_text(json.dumps(record))
+    assert main(["--model", str(bright_model_dir), "--out", str(out), "--parts", "ellipsoid"]) == 0
+    assert "ellipsoid: mean 0.1234" in capsys.readouterr().out
+
+
+def test_a_missing_stand_in_folder_is_named_before_anything_runs(bright_model_dir, tmp_path):
+    with pytest.raises(SystemExit, match="nowhere: no stand-in folder here"):
+        main(["--model", str(bright_model_dir), "--out", str(tmp_path), "--parts", "standin",
+              "--standin", str(tmp_path / "nowhere")])
+    assert not (tmp_path / "adoption.json").exists()
