@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from inference import ClickError, InteractiveSession, SessionError, Volume, load_model
-from inference.mask_ops import bounding_box, clean_components
+from inference.mask_ops import bounding_box, clean_components, grow_from_click
 
 SHAPE = (14, 40, 44)  # k, j, i
 
@@ -344,3 +344,34 @@ def test_probability_of_extreme_logits_is_exact_and_silent():
         p = probability(np.array([-1000.0, 0.0, 1000.0], dtype=np.float32))
     np.testing.assert_array_equal(p, [0.0, 0.5, 1.0])
     assert p.dtype == np.float32
+
+
+def _long_object_with_a_doubtful_click():
+    """Probabilities as a trained network gave them on a long bright ellipsoid cut by the view on both sides: the
+    two ends sure (0.9), the middle around the click in doubt (0.4), the rest background (0.02). The doubtful middle
+    runs through the object's whole cross-section, so no hole encloses the click."""
+    probability = np.full((20, 20, 60), 0.02, np.float32)
+    probability[6:14, 6:14, 2:24] = 0.9
+    probability[6:14, 6:14, 24:36] = 0.4
+    probability[6:14, 6:14, 36:58] = 0.9
+    return probability, (10.0, 10.0, 30.0)
+
+
+def test_a_positive_click_whose_voxel_is_in_doubt_keeps_what_is_joined_to_it():
+    probability, click = _long_object_with_a_doubtful_click()
+    thresholded = (probability > 0.5).astype(np.uint8)
+    # the clean-up alone gives the user nothing for a click on an obvious object (what the engine did before)
+    assert not clean_components(thresholded, [click], []).any()
+    kept = clean_components(grow_from_click(thresholded, probability, click), [click], [])
+    assert kept.sum() == 8 * 8 * 56 and kept[10, 10, 30] and not kept[0, 0, 0]
+
+
+def test_growing_from_a_click_leaves_sure_answers_alone():
+    probability, click = _long_object_with_a_doubtful_click()
+    thresholded = (probability > 0.5).astype(np.uint8)
+    background = probability.copy()
+    background[6:14, 6:14, 24:36] = 0.2  # the network says "not here" at the click: a positive click may be wrong
+    assert np.array_equal(grow_from_click(thresholded, background, click), thresholded)
+    inside = (probability > 0.3).astype(np.uint8)  # the clicked voxel already in the mask: nothing to add
+    assert np.array_equal(grow_from_click(inside, probability, click), inside)
+    assert np.array_equal(grow_from_click(thresholded, probability, (10.0, 10.0, 99.0)), thresholded)

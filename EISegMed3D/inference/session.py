@@ -14,7 +14,7 @@ from scipy.special import expit
 
 from .clickmaps import Click
 from .errors import ClickError, SessionError, VolumeError
-from .mask_ops import bounding_box, changed_box, clean_components
+from .mask_ops import bounding_box, changed_box, clean_components, grow_from_click
 from .model_input import choose_roi, from_model_order, model_inputs, stroke_windows, widened_roi
 from .normalize import intensity_stats
 from .prompts import REGION, Box, channel_names, Lasso, Scribble, box_corners, plane_of, prompt_points_kji, region_channel, scribble_points
@@ -168,6 +168,8 @@ class InteractiveSession:
         box, values, model_s, runs, soft = self._predict(prompts)
         new = (values > self.manifest.get("threshold", 0.5)).astype(np.uint8)
         positive, negative = self._seed_points(prompts, box)
+        if isinstance(prompt, Click) and prompt.positive:
+            new = grow_from_click(new, values, prompt.kji - [s.start for s in box])
         new = clean_components(new, positive, negative, self.mask[box])
         step = _Step(self.prompts, prompts, box, self.mask[box].copy(), new, soft)
         self._apply(step, forward=True)
