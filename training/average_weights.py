@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from inference.atomic import atomic_write
 
 from .curve import snapshots
 
@@ -55,6 +56,11 @@ def tail_snapshots(run_dir: Path, minutes: float) -> list[tuple[int, Path]]:
     return [(step, path) for step, path in found if end - clock.get(step, end) <= 60.0 * minutes]
 
 
+def _savez(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as handle:  # a file handle: np.savez would append ".npz" to a temporary name
+        np.savez(handle, **arrays)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Average weight files (.npz of Paddle names) into one.")
     parser.add_argument("run_dir", type=Path, nargs="?", help="a run folder: average its snapshots' tail")
@@ -63,13 +69,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if bool(args.files) == bool(args.run_dir):
-        parser.error("give a run folder or --files, not both")
+        parser.error("give either a run folder or --files")
     chosen = [(None, p) for p in args.files] if args.files else tail_snapshots(args.run_dir, args.last_minutes)
     mean = average([path for _, path in chosen])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp.npz")
-    np.savez(tmp, **mean)
-    tmp.replace(args.out)
+    atomic_write(args.out, lambda tmp: _savez(tmp, mean), keep_backup=False)
     print(json.dumps({"out": str(args.out), "averaged": [{"step": s, "file": str(p)} for s, p in chosen]}, indent=1))
     return 0
 

@@ -17,7 +17,6 @@ from .data import DEFAULT_DATA
 from .train import ROOT, load_config
 
 
-
 def snapshots(run_dir: Path, with_last: bool = True) -> list[tuple[int, Path]]:
     """(step, weights) of every snapshot, and of the last checkpoint when it is newer than the last snapshot."""
     found = sorted((int(p.stem.split("_")[1]), p) for p in (run_dir / "snapshots").glob("step_*.npz"))

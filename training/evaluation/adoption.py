@@ -17,10 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
+from inference.atomic import atomic_write
+
+from ..data import DEFAULT_DATA as DATA
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
 SPLIT = ROOT / "training" / "split.json"
 SPINE = ["spine_mri_vertebral_bodies_t2", "spine_mri_vertebral_bodies_waterfat", "spine_mri_intervertebral_discs"]
 OTHER = ["ct_mr_totalsegmentator_examples", "lesion_mri_pyradiomics", "spinal_cord_mri_sct"]
@@ -58,11 +59,9 @@ def ellipsoid_scores(package: Path) -> dict:
 def correction_scores(package: Path, threads: int | None = None) -> dict:
     from inference import load_model
 
-    from .corrections import correction_fractions
+    from .corrections import correction_fractions, summary
 
-    fractions = correction_fractions(load_model(str(package), backend="onnx", threads=threads))
-    return {sign: {"median": float(np.median(v)) if v else None, "n": len(v), "values": [round(x, 4) for x in v]}
-            for sign, v in fractions.items()}
+    return summary(correction_fractions(load_model(str(package), backend="onnx", threads=threads)))
 
 
 def measure(part: str, package: Path, out: Path, data: Path = DATA, standin=STANDIN, threads=None) -> dict:
@@ -108,9 +107,7 @@ def main(argv=None) -> int:
     for part in [p.strip() for p in args.parts.split(",") if p.strip()]:
         if part not in record:
             record[part] = measure(part, args.model, args.out, args.data, args.standin, args.threads)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(record, indent=1) + "\n")
-            tmp.replace(path)
+            atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record, indent=1) + "\n"), keep_backup=False)
         print(summary(part, record[part]), flush=True)
     return 0
 

@@ -56,6 +56,12 @@ def correction_fractions(model, data_root: Path = DATA, objects=OBJECTS) -> dict
     return out
 
 
+def summary(fractions: dict[str, list[float]]) -> dict:
+    """Median, minimum, count and values of each sign's fractions (what the rules and the command report)."""
+    return {sign: {"median": float(np.median(v)) if v else None, "min": min(v) if v else None,
+                   "n": len(v), "values": [round(x, 4) for x in v]} for sign, v in fractions.items()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="model package folder (default: the bundled model)")
@@ -66,9 +72,7 @@ def main(argv=None) -> int:
     from inference import load_model
 
     model = load_model(args.model, backend=args.backend, threads=args.threads)
-    fractions = correction_fractions(model, args.data)
-    print(json.dumps({sign: {"median": float(np.median(v)) if v else None, "min": min(v) if v else None,
-                             "n": len(v), "values": [round(x, 4) for x in v]} for sign, v in fractions.items()}))
+    print(json.dumps(summary(correction_fractions(model, args.data))))
     return 0
 
 
