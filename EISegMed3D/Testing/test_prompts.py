@@ -400,3 +400,20 @@ def test_a_stroke_longer_than_the_largest_roi_runs_in_windows_at_the_fine_grid(t
     assert mask[12, :, 80].sum() <= 9  # thin: the 3 mm ball of a fine grid, not a coarse grid's blob
     assert mask[tuple(spot)]
     assert session.undo().mask[12, 30, 80] == 0
+
+
+def test_a_scribble_takes_one_view_where_a_click_zooms_out(tiny_model_dir):
+    """Every voxel found (threshold 0): the find touches each inner face of the view. A click zooms out (more
+    runs); a scribble answers from its one view (before: 3 runs, ~100 ms each on the 2-core machine)."""
+    import copy
+
+    recording = Recording(load_model(tiny_model_dir, backend="onnx", device="cpu", threads=1))
+    recording.manifest = copy.deepcopy(recording.manifest)
+    recording.manifest["threshold"] = 0.0
+    volume = Volume((np.random.default_rng(4).random((90, 90, 90)) * 100).astype(np.int16), np.eye(4))
+    session = InteractiveSession(recording)
+    session.set_volume(volume)
+    assert session.add_click(ijk=(45, 45, 45)).runs > 1
+    session.reset()
+    result = session.add_scribble(ijk=[(38.0, 45.0, 45.0), (52.0, 47.0, 45.0)])
+    assert result.runs == 1 and result.mask[45, 46, 45]
