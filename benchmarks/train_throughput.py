@@ -25,6 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 MARK_START, MARK_END = "<!-- throughput:start -->", "<!-- throughput:end -->"
 INIT = ROOT / "runs" / "init" / "bundled_v1.npz"
 
+
+def torch_command(config, run) -> list:
+    return ["-m", "training.torch_bridge", "--config", str(config), "--run-dir", str(run), "--init", str(INIT)]
+
+
 PIPELINES = {
     "before: Paddle, 2 processes x 1 core (cpu_continue.json)": {
         "config": "training/configs/cpu_continue.json", "steps": 20, "warmup": 4, "processes": 2,
@@ -35,12 +40,18 @@ PIPELINES = {
     "after: PyTorch fp32 (cpu_universal.json, precision fp32)": {
         "config": "training/configs/cpu_universal.json", "steps": 80, "warmup": 10, "processes": 1,
         "override": {"precision": "fp32"},
-        "command": lambda config, run: ["-m", "training.torch_bridge", "--config", str(config), "--run-dir", str(run),
-                                        "--init", str(INIT)], "env": {}},
+        "command": torch_command, "env": {}},
     "after: PyTorch bf16 + channels-last (cpu_universal.json)": {
         "config": "training/configs/cpu_universal.json", "steps": 80, "warmup": 10, "processes": 1,
-        "command": lambda config, run: ["-m", "training.torch_bridge", "--config", str(config), "--run-dir", str(run),
-                                        "--init", str(INIT)], "env": {}},
+        "command": torch_command, "env": {}},
+    # Today's recipe (batch 4, up to 5 click passes, one example worker), glibc's heap as it comes and kept (training.heap)
+    "recipe v7, glibc's default heap (keep_freed_memory false)": {
+        "config": "training/configs/cpu_universal_v7.json", "steps": 70, "warmup": 10, "processes": 1,
+        "override": {"keep_freed_memory": False},
+        "command": torch_command, "env": {}},
+    "recipe v7, freed memory kept (training.heap)": {
+        "config": "training/configs/cpu_universal_v7.json", "steps": 70, "warmup": 10, "processes": 1,
+        "command": torch_command, "env": {}},
 }
 
 
@@ -97,7 +108,7 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--only", help="comma list of pipeline name prefixes (before, after)")
+    parser.add_argument("--only", help="comma list of pipeline name prefixes (before, after, recipe)")
     parser.add_argument("--write", action="store_true", help="rewrite this benchmark's section of BENCHMARKS.md")
     args = parser.parse_args(argv)
     if not INIT.exists():

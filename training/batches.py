@@ -13,13 +13,17 @@ import numpy as np
 
 from .clicks import error_click
 from .data import load_cache
+from .heap import keep_freed_memory
 from .pseudo_objects import supervoxel_path
 from .sampler import make_example, object_boxes, to_arrays
 
 _STATE: dict = {}
 
 
-def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "case", options: dict | None = None) -> None:
+def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "case", options: dict | None = None,
+                 keep_heap: bool = False) -> None:
+    if keep_heap:
+        keep_freed_memory()
     cases = load_cache(Path(cache_dir), keys)
     for case in cases:
         case["boxes"] = object_boxes(case["label"])
@@ -90,13 +94,14 @@ def _next_click(args) -> dict:
 
 
 class ExampleStream:
-    """Batches of examples, with `workers` processes (0: in this process)."""
+    """Batches of examples, with `workers` processes (0: in this process); `keep_heap`: the workers keep freed
+    memory for reuse (training.heap)."""
 
     def __init__(self, cache_dir, keys, manifest: dict, batch_size: int, seed: int, workers: int = 0,
-                 sampling: str = "case", options: dict | None = None):
+                 sampling: str = "case", options: dict | None = None, keep_heap: bool = False):
         self.batch_size, self.seed, self.manifest = batch_size, seed, manifest
         case_weights(list(keys), sampling)  # a bad setting fails here, not inside a worker
-        args = (str(cache_dir), list(keys), manifest, sampling, options)
+        args = (str(cache_dir), list(keys), manifest, sampling, options, keep_heap)
         self._pending = None
         if workers > 0:
             self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=args)

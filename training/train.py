@@ -21,6 +21,7 @@ if __name__ == "__main__" and not __package__:  # run as a file, as paddle.distr
     __package__ = "training"
 
 from .batches import ExampleStream, read_json
+from .heap import keep_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +106,7 @@ def make_stream(config: dict, manifest: dict, trainer):
 
         return TorchExampleStream.from_config(config, keys, manifest, trainer.device)
     return ExampleStream(config["cache"], keys, manifest, config["batch_size"], config["seed"], config.get("workers", 0),
-                         config.get("case_sampling", "case"), config.get("sampling"))
+                         config.get("case_sampling", "case"), config.get("sampling"), config.get("keep_freed_memory", True))
 
 
 def progress(iterable, **kwargs):
@@ -162,6 +163,8 @@ def launch(argv, description: str, make_trainer, load_init) -> int:
     """Parse the command line, build the trainer, optionally load starting weights, train, report speed."""
     args = run_parser(description).parse_args(argv)
     config = load_config(args.config)
+    if config.get("keep_freed_memory", True):
+        keep_freed_memory()  # before the trainer allocates: every step reuses the same large blocks
     trainer = make_trainer(config)
     if args.init:
         load_init(trainer, args.init)  # a checkpoint in the run folder, if any, still wins (resume)
