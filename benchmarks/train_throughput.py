@@ -52,6 +52,10 @@ PIPELINES = {
     "recipe v7, freed memory kept (training.heap)": {
         "config": "training/configs/cpu_universal_v7.json", "steps": 70, "warmup": 10, "processes": 1,
         "command": torch_command, "env": {}},
+    "recipe v7, freed memory kept, example worker at nice 10": {
+        "config": "training/configs/cpu_universal_v7.json", "steps": 70, "warmup": 10, "processes": 1,
+        "override": {"worker_nice": 10},
+        "command": torch_command, "env": {}},
 }
 
 

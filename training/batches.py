@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import os
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,12 @@ def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "ca
         if (options or {}).get("supervoxel"):
             add_supervoxels(case, Path(cache_dir))
     _STATE.update(cases=cases, manifest=manifest, weights=case_weights(keys, sampling), options=options or {})
+
+
+def _init_pool_worker(nice: int, *args) -> None:
+    if nice:
+        os.nice(nice)  # yields the cores to the train step's threads, runs in their single-threaded gaps
+    _init_worker(*args)
 
 
 def add_supervoxels(case: dict, cache_dir: Path) -> None:
@@ -94,17 +101,17 @@ def _next_click(args) -> dict:
 
 
 class ExampleStream:
-    """Batches of examples, with `workers` processes (0: in this process); `keep_heap`: the workers keep freed
-    memory for reuse (training.heap)."""
+    """Batches of examples, with `workers` processes (0: in this process) at niceness `worker_nice`; `keep_heap`:
+    the workers keep freed memory for reuse (training.heap)."""
 
     def __init__(self, cache_dir, keys, manifest: dict, batch_size: int, seed: int, workers: int = 0,
-                 sampling: str = "case", options: dict | None = None, keep_heap: bool = False):
+                 sampling: str = "case", options: dict | None = None, keep_heap: bool = False, worker_nice: int = 0):
         self.batch_size, self.seed, self.manifest = batch_size, seed, manifest
         case_weights(list(keys), sampling)  # a bad setting fails here, not inside a worker
         args = (str(cache_dir), list(keys), manifest, sampling, options, keep_heap)
         self._pending = None
         if workers > 0:
-            self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=args)
+            self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(worker_nice,) + args)
             self._map = lambda fn, items: self.pool.map(fn, items, chunksize=1)
         else:
             self.pool = None

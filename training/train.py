@@ -106,7 +106,8 @@ def make_stream(config: dict, manifest: dict, trainer):
 
         return TorchExampleStream.from_config(config, keys, manifest, trainer.device)
     return ExampleStream(config["cache"], keys, manifest, config["batch_size"], config["seed"], config.get("workers", 0),
-                         config.get("case_sampling", "case"), config.get("sampling"), config.get("keep_freed_memory", True))
+                         config.get("case_sampling", "case"), config.get("sampling"), config.get("keep_freed_memory", True),
+                         config.get("worker_nice", 0))
 
 
 def progress(iterable, **kwargs):

@@ -440,3 +440,21 @@ def test_export_parity_is_judged_relative_to_the_size_of_large_logits(tmp_path):
     other.eval()
     _, scaled = parity_check(other, tmp_path / "loud", manifest)
     assert min(scaled.values()) > 1e-2
+
+
+def test_the_example_worker_runs_at_the_configured_niceness_and_gives_the_same_examples(synth):
+    """worker_nice only lowers the worker's priority: the batch is the one the same stream makes in-process."""
+    import os
+
+    from training.batches import ExampleStream
+
+    niced = ExampleStream(synth["cache"], KEYS[:2], synth["manifest"], 2, 3, workers=1, keep_heap=True, worker_nice=4)
+    try:
+        assert niced.pool.apply(os.nice, (0,)) == os.nice(0) + 4 or os.nice(0) + 4 > 19
+        batch = niced.batch(0)
+    finally:
+        niced.close()
+    local = ExampleStream(synth["cache"], KEYS[:2], synth["manifest"], 2, 3).batch(0)
+    for a, b in zip(batch, local):
+        np.testing.assert_array_equal(a["image"], b["image"])
+        assert [tuple(p) for p, _ in a["clicks"]] == [tuple(p) for p, _ in b["clicks"]]
