@@ -97,7 +97,9 @@ def load_weights(net: nn.Layer, path) -> None:
     path = str(path)
     if path.endswith(".npz"):
         with np.load(path) as arrays:
-            state = {name: paddle.to_tensor(arrays[name]) for name in arrays.files}
+            # fp16 files (the repository's checkpoints, half the size) load as the float32 the network holds
+            state = {name: paddle.to_tensor(arrays[name].astype(np.float32) if arrays[name].dtype == np.float16
+                                            else arrays[name]) for name in arrays.files}
     else:
         state = paddle.load(path)
     expected = set(net.state_dict())

@@ -359,3 +359,21 @@ def test_weights_read_back_from_a_package_exported_after_other_layers_were_built
         np.testing.assert_array_equal(weights[name], np.array(value), err_msg=name)
     fresh.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()})
     assert check_against_onnx(tmp_path / "pkg", fresh, manifest) < 1e-4
+
+
+def test_fp16_weights_as_committed_load_into_the_network(tmp_path):
+    """The repository keeps checkpoints in fp16 (training/checkpoints); package_model loads them as float32."""
+    import paddle
+
+    from training.network import build_network, load_weights
+    from training.torch_bridge import TorchTrainer, paddle_state
+
+    network = {"base": 4, "levels": 2, "depths": [1, 1, 1], "click_channels": 4}
+    twin = TorchTrainer({"seed": 0, "lr": 1e-3, "precision": "fp32", "network": network})
+    half = {name: value.astype(np.float16) for name, value in paddle_state(twin.net).items()}
+    np.savez(tmp_path / "w16.npz", **half)
+    net = build_network({"network": network})
+    load_weights(net, tmp_path / "w16.npz")
+    for name, value in net.state_dict().items():
+        assert value.dtype == paddle.float32
+        np.testing.assert_array_equal(value.numpy(), half[name].astype(np.float32))
