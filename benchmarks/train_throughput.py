@@ -44,18 +44,13 @@ PIPELINES = {
     "after: PyTorch bf16 + channels-last (cpu_universal.json)": {
         "config": "training/configs/cpu_universal.json", "steps": 80, "warmup": 10, "processes": 1,
         "command": torch_command, "env": {}},
-    # Today's recipe (batch 4, up to 5 click passes, one example worker), glibc's heap as it comes and kept (training.heap)
-    "recipe v7, glibc's default heap (keep_freed_memory false)": {
-        "config": "training/configs/cpu_universal_v7.json", "steps": 70, "warmup": 10, "processes": 1,
-        "override": {"keep_freed_memory": False},
-        "command": torch_command, "env": {}},
-    "recipe v7, freed memory kept (training.heap)": {
-        "config": "training/configs/cpu_universal_v7.json", "steps": 70, "warmup": 10, "processes": 1,
-        "command": torch_command, "env": {}},
-    "recipe v7, freed memory kept, example worker at nice 10": {
-        "config": "training/configs/cpu_universal_v7.json", "steps": 70, "warmup": 10, "processes": 1,
-        "override": {"worker_nice": 10},
-        "command": torch_command, "env": {}},
+    # Today's recipe (batch 4, up to 5 click passes, one example worker): glibc's heap as it comes, kept (training.heap),
+    # and kept with the example worker at a lower priority
+    **{f"recipe v7, {label}": {"config": "training/configs/cpu_universal_v7.json", "steps": 70, "warmup": 10,
+                               "processes": 1, "override": override, "command": torch_command, "env": {}}
+       for label, override in (("glibc's default heap (keep_freed_memory false)", {"keep_freed_memory": False}),
+                               ("freed memory kept (training.heap)", {}),
+                               ("freed memory kept, example worker at nice 10", {"worker_nice": 10}))},
 }
 
 
