@@ -58,16 +58,18 @@ def package_weights(package: Path, net) -> dict:
 
 
 def check_against_onnx(package: Path, net, manifest: dict, tolerance: float = 1e-4) -> float:
-    """Largest |logit difference| between `net` and the package's ONNX graph on a random input."""
+    """The export's parity measure (training.export.scaled_difference) between `net` and the package's ONNX graph
+    on a random input."""
     import paddle
-    from training.export import parity_inputs, run_onnx
+    from training.export import parity_inputs, run_onnx, scaled_difference
 
     image, clicks = parity_inputs(manifest)
     net.eval()
     ours = net(paddle.to_tensor(image), paddle.to_tensor(clicks)).numpy()
-    diff = float(np.abs(ours - run_onnx(Path(package) / "model.onnx", image, clicks)).max())
+    diff = scaled_difference(run_onnx(Path(package) / "model.onnx", image, clicks), ours)
     if diff > tolerance:
-        raise ValueError(f"{package}: weights read back differ from the package's ONNX output by {diff:.3g}")
+        raise ValueError(f"{package}: weights read back differ from the package's ONNX output by {diff:.3g} "
+                         f"(|difference| over max(1, |logit|))")
     return diff
 
 

@@ -359,6 +359,12 @@ def test_weights_read_back_from_a_package_exported_after_other_layers_were_built
         np.testing.assert_array_equal(weights[name], np.array(value), err_msg=name)
     fresh.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.items()})
     assert check_against_onnx(tmp_path / "pkg", fresh, manifest) < 1e-4
+    stem = weights["stem.conv.weight"]  # one layer off by noise of 5 % of its spread (a scale would be normed away)
+    noise = np.random.default_rng(0).normal(size=stem.shape).astype(np.float32) * 0.05 * stem.std()
+    wrong = dict(weights, **{"stem.conv.weight": stem + noise})
+    fresh.set_state_dict({k: paddle.to_tensor(v) for k, v in wrong.items()})
+    with pytest.raises(ValueError, match="differ from the package's ONNX output"):
+        check_against_onnx(tmp_path / "pkg", fresh, manifest)
 
 
 def test_fp16_weights_as_committed_load_into_the_network(tmp_path):
