@@ -21,10 +21,7 @@ from .sampler import make_example, object_boxes, to_arrays
 _STATE: dict = {}
 
 
-def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "case", options: dict | None = None,
-                 keep_heap: bool = False) -> None:
-    if keep_heap:
-        keep_freed_memory()
+def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "case", options: dict | None = None) -> None:
     cases = load_cache(Path(cache_dir), keys)
     for case in cases:
         case["boxes"] = object_boxes(case["label"])
@@ -33,9 +30,11 @@ def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "ca
     _STATE.update(cases=cases, manifest=manifest, weights=case_weights(keys, sampling), options=options or {})
 
 
-def _init_pool_worker(nice: int, *args) -> None:
+def _init_pool_worker(nice: int, keep_heap: bool, *args) -> None:
     if nice:
         os.nice(nice)  # yields the cores to the train step's threads, runs in their single-threaded gaps
+    if keep_heap:
+        keep_freed_memory()
     _init_worker(*args)
 
 
@@ -102,16 +101,18 @@ def _next_click(args) -> dict:
 
 class ExampleStream:
     """Batches of examples, with `workers` processes (0: in this process) at niceness `worker_nice`; `keep_heap`:
-    the workers keep freed memory for reuse (training.heap)."""
+    the worker processes keep freed memory for reuse (training.heap; the training process sets its own in
+    training.train.run)."""
 
     def __init__(self, cache_dir, keys, manifest: dict, batch_size: int, seed: int, workers: int = 0,
                  sampling: str = "case", options: dict | None = None, keep_heap: bool = False, worker_nice: int = 0):
         self.batch_size, self.seed, self.manifest = batch_size, seed, manifest
         case_weights(list(keys), sampling)  # a bad setting fails here, not inside a worker
-        args = (str(cache_dir), list(keys), manifest, sampling, options, keep_heap)
+        args = (str(cache_dir), list(keys), manifest, sampling, options)
         self._pending = None
         if workers > 0:
-            self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_pool_worker, initargs=(worker_nice,) + args)
+            self.pool = mp.get_context("spawn").Pool(workers, initializer=_init_pool_worker,
+                                                     initargs=(worker_nice, keep_heap) + args)
             self._map = lambda fn, items: self.pool.map(fn, items, chunksize=1)
         else:
             self.pool = None

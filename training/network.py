@@ -90,6 +90,10 @@ def parameter_count(layer: nn.Layer) -> int:
     return int(sum(p.numel() for p in layer.parameters()))
 
 
+def _float32_if_half(array):
+    return array.astype("float32") if array.dtype == "float16" else array  # one read of each npz member
+
+
 def load_weights(net: nn.Layer, path) -> None:
     """Load a Paddle checkpoint (.pdparams) or weights trained by the PyTorch twin (.npz, Paddle names)."""
     import numpy as np
@@ -98,8 +102,7 @@ def load_weights(net: nn.Layer, path) -> None:
     if path.endswith(".npz"):
         with np.load(path) as arrays:
             # fp16 files (the repository's checkpoints, half the size) load as the float32 the network holds
-            state = {name: paddle.to_tensor(arrays[name].astype(np.float32) if arrays[name].dtype == np.float16
-                                            else arrays[name]) for name in arrays.files}
+            state = {name: paddle.to_tensor(_float32_if_half(arrays[name])) for name in arrays.files}
     else:
         state = paddle.load(path)
     expected = set(net.state_dict())

@@ -50,6 +50,8 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
     saves, and the clock is agreed between ranks so all use the same learning rate and stop at the same step.
     """
     lead = getattr(trainer, "rank", 0) == 0
+    if config.get("keep_freed_memory", True):
+        keep_freed_memory()  # every step allocates and frees the same large blocks: keep them mapped
     run_dir.mkdir(parents=True, exist_ok=True)
     start_step = trainer.resume(run_dir)
     total = config["steps"] if steps is None else min(config["steps"], start_step + steps)
@@ -164,8 +166,6 @@ def launch(argv, description: str, make_trainer, load_init) -> int:
     """Parse the command line, build the trainer, optionally load starting weights, train, report speed."""
     args = run_parser(description).parse_args(argv)
     config = load_config(args.config)
-    if config.get("keep_freed_memory", True):
-        keep_freed_memory()  # before the trainer allocates: every step reuses the same large blocks
     trainer = make_trainer(config)
     if args.init:
         load_init(trainer, args.init)  # a checkpoint in the run folder, if any, still wins (resume)
