@@ -83,3 +83,20 @@ def test_extension_cmake_has_what_select_extension_reads():
     for needle in ("project(EISegMed3D)", "EXTENSION_HOMEPAGE", 'EXTENSION_CATEGORY "Segmentation"', "EXTENSION_ICONURL",
                    "add_subdirectory(EISegMed3D)", "Slicer_EXTENSION_GENERATE_CONFIG", "Slicer_EXTENSION_CPACK"):
         assert needle in text, needle
+
+
+def test_nothing_shipped_in_slicer_imports_the_training_package():
+    """Slicer gets EISegMed3D/ only: the engine, the MRML logic and the module never import training/ (the demo's
+    simulated user lives in inference/robot.py for that reason)."""
+    import ast
+
+    offenders = []
+    for path in sorted(MODULE.rglob("*.py")):
+        if "Testing" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            offenders += [f"{path.relative_to(MODULE)}:{node.lineno} {n}" for n in names
+                          if n == "training" or n.startswith("training.")]
+    assert not offenders, offenders

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EISegError, SaveError, VolumeError
+from .errors import SaveError, VolumeError
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "Resources" / "Sample"
 SAMPLE_SCAN = SAMPLE_DIR / "spine_ct_L2-L4.nii.gz"
@@ -18,17 +18,6 @@ SAMPLE_REFERENCE = SAMPLE_DIR / "reference" / "spine_ct_L2-L4_label.nii.gz"
 TARGET = {"name": "L3", "labelValue": 22}  # VerSe numbering, as in the reference
 CLICKS = 3
 _PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}  # by the RAS axis a slice's normal is closest to
-
-
-def _simulated_user():
-    """The evaluation protocol's deterministic robot (training package): next click from truth and mask."""
-    try:
-        from training.evaluation.robot import next_click
-        from training.evaluation.metrics import dice
-    except ImportError as exc:
-        raise EISegError("demo needs the 'training' package of the EISeg-Med3D repository for its scripted "
-                         f"clicks (install the repository with 'pip install .' or run from its root): {exc}") from exc
-    return next_click, dice
 
 
 def _prepare_folder(out: Path) -> Path:
@@ -49,11 +38,12 @@ def _prepare_folder(out: Path) -> Path:
 def run_demo(out: Path, model) -> dict:
     """Run the demo; returns the written paths and the Dice after each click."""
     from .datafolder import load_label, relative_key, save_object
+    from .mask_ops import dice
     from .progress import ProgressFile
+    from .robot import next_click
     from .session import InteractiveSession
     from .volume import Volume
 
-    next_click, dice = _simulated_user()
     out = Path(out)
     volume = Volume.from_file(_prepare_folder(out))
     truth = load_label(volume, SAMPLE_REFERENCE) == TARGET["labelValue"]

@@ -97,3 +97,10 @@ def _labels_at(labels: np.ndarray, points) -> set:
     index = index[np.all((index >= 0) & (index < labels.shape), axis=1)]
     found = labels[index[:, 0], index[:, 1], index[:, 2]]
     return {int(label) for label in np.unique(found) if label}
+
+
+def dice(gt: np.ndarray, pred: np.ndarray) -> float:
+    """2|A∩B| / (|A|+|B|); 1.0 when both are empty."""
+    gt, pred = np.asarray(gt) > 0, np.asarray(pred) > 0
+    total = int(gt.sum()) + int(pred.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(gt, pred).sum()) / total

@@ -6,6 +6,7 @@ as a failure when the threshold was never reached.
 from __future__ import annotations
 
 import numpy as np
+from inference.mask_ops import dice
 from scipy import ndimage
 
 K_VALUES = (1, 3, 5, 10, 20)
@@ -14,13 +15,6 @@ NOC_CAP = 20
 AUC_CLICKS = 5
 ERROR_K = (3, 20)  # where the residual error is described: after the target's 3 clicks and at the cap
 _FULL = np.ones((3, 3, 3), dtype=bool)
-
-
-def dice(gt: np.ndarray, pred: np.ndarray) -> float:
-    """2|A∩B| / (|A|+|B|); 1.0 when both are empty."""
-    gt, pred = np.asarray(gt) > 0, np.asarray(pred) > 0
-    total = int(gt.sum()) + int(pred.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(gt, pred).sum()) / total
 
 
 def iou(gt: np.ndarray, pred: np.ndarray) -> float:
