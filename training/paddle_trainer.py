@@ -27,16 +27,26 @@ def previous_error(previous, targets):
     return wrong * (previous.amax(axis=[1, 2, 3, 4], keepdim=True) > 0).astype("float32")
 
 
+def focal_scale(logits, targets, gamma: float):
+    """The twin's normalised focal weight: (1 - p_t)^gamma at mean 1 per example, outside the gradient."""
+    with paddle.no_grad():
+        p = F.sigmoid(logits)
+        beta = (1 - paddle.where(targets > 0.5, p, 1 - p)) ** gamma
+        return (beta / beta.mean(axis=[1, 2, 3, 4], keepdim=True).clip(min=1e-8)).detach()
+
+
 def dice_bce_loss(logits, targets, band_weight: float = 0.0, band_width: int = 2, previous=None,
-                  error_weight=0.0):
-    """BCE (weighted up by `band_weight` around the reference edge and by `error_weight` where the previous mask
-    was wrong) plus soft Dice per example (the Dice term keeps small objects from vanishing in the average); the
-    same loss as the PyTorch twin's."""
+                  error_weight=0.0, focal_gamma: float = 0.0):
+    """BCE (weighted up by `band_weight` around the reference edge, by `error_weight` where the previous mask
+    was wrong and by the normalised focal weight when `focal_gamma` > 0) plus soft Dice per example (the Dice term
+    keeps small objects from vanishing in the average); the same loss as the PyTorch twin's."""
     weights = 1.0 + band_weight * boundary_band(targets, band_width) if band_weight else paddle.ones_like(targets)
     missed, extra = error_weights(error_weight)
     if (missed or extra) and previous is not None:
         error = previous_error(previous, targets)
         weights = weights + extra * error.clip(min=0) + missed * (-error).clip(min=0)
+    if focal_gamma:
+        weights = weights * focal_scale(logits, targets, focal_gamma)
     bce = (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights).sum() / weights.sum()
     prob = F.sigmoid(logits)
     axes = [1, 2, 3, 4]
@@ -57,6 +67,7 @@ class PaddleTrainer:
         paddle.seed(config["seed"])
         self.band_weight = float(config.get("band_weight", 0.0))
         self.error_weight = error_weights(config.get("error_weight", 0.0))
+        self.focal_gamma = float(config.get("focal_gamma", 0.0))
         # Own name space: the optimiser checkpoint is keyed by parameter names ("conv3d_0.w_0_moment1_0"), which
         # would otherwise depend on how many layers this process built before (a second trainer could not resume).
         self._names = UniqueNameGenerator()
@@ -78,7 +89,7 @@ class PaddleTrainer:
         self.optimizer.set_lr(lr)
         clicks = paddle.to_tensor(clicks)
         loss = dice_bce_loss(self.model(paddle.to_tensor(images), clicks), paddle.to_tensor(targets), self.band_weight,
-                             previous=clicks[:, :1], error_weight=self.error_weight)
+                             previous=clicks[:, :1], error_weight=self.error_weight, focal_gamma=self.focal_gamma)
         loss.backward()
         with unique_name.guard(self._names):  # the first step names the optimiser's accumulators
             self.optimizer.step()

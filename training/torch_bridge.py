@@ -106,18 +106,29 @@ def previous_error(previous: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return wrong * (previous.amax(dim=(1, 2, 3, 4), keepdim=True) > 0).float()
 
 
+def focal_scale(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> torch.Tensor:
+    """RITM's normalised focal weight: (1 - p_t)^gamma, rescaled to mean 1 in each example and kept out of the
+    gradient, so the voxels the network still gets wrong (mostly the edge band) carry the loss, on either side."""
+    with torch.no_grad():
+        p = torch.sigmoid(logits)
+        beta = (1 - torch.where(targets > 0.5, p, 1 - p)) ** gamma
+        return beta / beta.mean(dim=(1, 2, 3, 4), keepdim=True).clamp(min=1e-8)
+
+
 def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: float = 0.0, band_width: int = 2,
-                     previous: torch.Tensor | None = None, error_weight=0.0):
-    """BCE (weighted up by `band_weight` in the band around the reference edge, where the spine error lies, and by
+                     previous: torch.Tensor | None = None, error_weight=0.0, focal_gamma: float = 0.0):
+    """BCE (weighted up by `band_weight` in the band around the reference edge, where the spine error lies, by
     `error_weight` where the previous mask was wrong, which is what a correcting click asks to change: a number, or
-    (missed, extra) as training.loss_weights.error_weights reads a config) plus soft
-    Dice per example (keeps small objects from vanishing in the average). Computed in fp32."""
+    (missed, extra) as training.loss_weights.error_weights reads a config, and by the normalised focal weight when
+    `focal_gamma` > 0) plus soft Dice per example (keeps small objects from vanishing in the average). In fp32."""
     logits = logits.float()
     weights = 1.0 + band_weight * boundary_band(targets, band_width) if band_weight else torch.ones_like(targets)
     missed, extra = error_weights(error_weight)
     if (missed or extra) and previous is not None:
         error = previous_error(previous.float(), targets)
         weights = weights + extra * error.clamp(min=0) + missed * (-error).clamp(min=0)
+    if focal_gamma:
+        weights = weights * focal_scale(logits, targets, focal_gamma)
     bce = F.binary_cross_entropy_with_logits(logits, targets, weight=weights, reduction="sum") / weights.sum()
     prob = torch.sigmoid(logits)
     dims = (1, 2, 3, 4)
@@ -147,6 +158,7 @@ class TorchTrainer:
         self.memory_format = torch.channels_last_3d if self.device.type == "cpu" else torch.contiguous_format
         self.band_weight = float(config.get("band_weight", 0.0))
         self.error_weight = error_weights(config.get("error_weight", 0.0))
+        self.focal_gamma = float(config.get("focal_gamma", 0.0))
         self.net = InteractiveVNet(**network_settings(config)).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
 
@@ -174,7 +186,7 @@ class TorchTrainer:
             logits = self.net(self._tensor(images), clicks)
         # click channel 0 is the previous mask in every manifest (training/export.py, manifest_*.json)
         loss = interactive_loss(logits, self._tensor(targets), self.band_weight, previous=clicks[:, :1],
-                                error_weight=self.error_weight)
+                                error_weight=self.error_weight, focal_gamma=self.focal_gamma)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)

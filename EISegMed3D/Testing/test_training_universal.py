@@ -115,6 +115,37 @@ def test_missed_and_extra_voxels_of_the_previous_mask_are_weighted_apart_in_both
         error_weights({"miss": 3})
 
 
+def test_the_focal_weight_moves_the_loss_onto_wrong_voxels_and_both_frameworks_agree():
+    import paddle
+
+    from training.paddle_trainer import dice_bce_loss
+    from training.torch_bridge import focal_scale, interactive_loss
+
+    target = np.zeros((2, 1, 12, 12, 12), np.float32)
+    target[:, 0, 3:9, 3:9, 3:9] = 1
+    logits = np.where(target > 0, 4.0, -4.0).astype(np.float32)  # confident and right ...
+    logits[0, 0, 3:9, 3:9, 9:11] = 2.0  # ... except a leak in example 0
+    logits[1, 0, 3:5, 3:9, 3:9] = -1.0  # and a miss in example 1
+    t = torch.from_numpy(logits).requires_grad_(True)
+    scale = focal_scale(t, torch.from_numpy(target), 2.0)
+    assert not scale.requires_grad
+    np.testing.assert_allclose(scale.mean(dim=(1, 2, 3, 4)).numpy(), 1.0, rtol=1e-5)  # mean 1 in each example
+    assert float(scale[0, 0, 4, 4, 9]) > 100 * float(scale[0, 0, 5, 5, 5])  # the leak outweighs a right voxel
+    assert float(scale[1, 0, 3, 5, 5]) > 100 * float(scale[1, 0, 7, 5, 5])  # and so does the miss
+    focal = interactive_loss(t, torch.from_numpy(target), 3.0, focal_gamma=2.0)
+    focal.backward()
+    wrong_share = float(t.grad[0, 0, 3:9, 3:9, 9:11].abs().sum() / t.grad[0].abs().sum())
+    t.grad = None
+    interactive_loss(t, torch.from_numpy(target), 3.0).backward()
+    plain_share = float(t.grad[0, 0, 3:9, 3:9, 9:11].abs().sum() / t.grad[0].abs().sum())
+    assert wrong_share > plain_share + 0.05  # the gradient goes where the mask is wrong
+    with torch.no_grad():
+        assert float(interactive_loss(t, torch.from_numpy(target), 3.0, focal_gamma=0.0)) == pytest.approx(
+            float(interactive_loss(t, torch.from_numpy(target), 3.0)))  # gamma 0: the loss as before
+    theirs = float(dice_bce_loss(paddle.to_tensor(logits), paddle.to_tensor(target), 3.0, focal_gamma=2.0))
+    assert float(focal) == pytest.approx(theirs, rel=1e-5)
+
+
 # --- the region channel and its warm start ----------------------------------------------------------------------
 def test_a_network_with_a_region_channel_starts_out_answering_clicks_as_the_old_one(tmp_path):
     from training.torch_bridge import TorchTrainer, load_paddle_named, paddle_state
