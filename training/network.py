@@ -13,6 +13,8 @@ from __future__ import annotations
 import paddle
 from paddle import nn
 
+from .network_config import extra_stage_counts
+
 
 class ConvNormAct(nn.Layer):
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1):
@@ -39,15 +41,29 @@ class ResidualStage(nn.Layer):
         return x + y
 
 
+class ZeroResidualStage(ResidualStage):
+    """A residual stage whose last normalisation starts at scale 0 and shift 0, so it adds LeakyReLU(0) = 0: the
+    identity. Added to a trained network (`network.extra_stages`) it deepens it without changing one answer; the
+    scale then learns like any weight (zero-initialised residuals, Goyal et al. 2017)."""
+
+    def __init__(self, channels: int, depth: int = 2):
+        super().__init__(channels, depth)
+        last = self.convs[-1].norm
+        last.scale.set_value(paddle.zeros_like(last.scale))
+        last.bias.set_value(paddle.zeros_like(last.bias))
+
+
 FUSIONS = ("concat", "branch")
 BRANCH_SCALE_INIT = 0.05
 
 
 class InteractiveVNet(nn.Layer):
-    def __init__(self, base: int = 8, levels: int = 4, depths=(1, 2, 2, 2, 2), fusion: str = "concat", click_channels: int = 3):
+    def __init__(self, base: int = 8, levels: int = 4, depths=(1, 2, 2, 2, 2), fusion: str = "concat", click_channels: int = 3,
+                 extra_stages=None):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"network fusion {fusion!r}: use one of {FUSIONS}")
+        extra = extra_stage_counts(extra_stages, levels)
         self.fusion = fusion
         widths = [base * 2 ** i for i in range(levels + 1)]
         self.stem = ConvNormAct(1 + click_channels if fusion == "concat" else 1, widths[0])
@@ -56,6 +72,9 @@ class InteractiveVNet(nn.Layer):
             self.click_scale = self.create_parameter(
                 [1], default_initializer=nn.initializer.Constant(BRANCH_SCALE_INIT))
         self.encoders = nn.LayerList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
+        if any(extra):  # absent otherwise, so the parameter names of every earlier package stay as they were
+            self.extras = nn.LayerList([nn.LayerList([ZeroResidualStage(widths[i]) for _ in range(extra[i])])
+                                        for i in range(levels + 1)])
         self.downs = nn.LayerList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
         self.ups = nn.LayerList([nn.Conv3DTranspose(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
         self.merges = nn.LayerList([ConvNormAct(2 * widths[i], widths[i]) for i in range(levels)])
@@ -70,6 +89,8 @@ class InteractiveVNet(nn.Layer):
         skips = []
         for level, encoder in enumerate(self.encoders):
             x = encoder(x)
+            for stage in self.extras[level] if hasattr(self, "extras") else ():
+                x = stage(x)
             if level < len(self.downs):
                 skips.append(x)
                 x = self.downs[level](x)
@@ -83,7 +104,8 @@ class InteractiveVNet(nn.Layer):
 def build_network(config: dict) -> InteractiveVNet:
     net = config.get("network", {})
     return InteractiveVNet(base=net.get("base", 8), levels=net.get("levels", 4), depths=tuple(net.get("depths", (1, 2, 2, 2, 2))),
-                           fusion=net.get("fusion", "concat"), click_channels=net.get("click_channels", 3))
+                           fusion=net.get("fusion", "concat"), click_channels=net.get("click_channels", 3),
+                           extra_stages=net.get("extra_stages"))
 
 
 def parameter_count(layer: nn.Layer) -> int:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .loss_weights import error_weights
+from .network_config import extra_stage_counts
 
 
 class ConvNormAct(nn.Module):
@@ -44,18 +45,31 @@ class ResidualStage(nn.Module):
         return x + y
 
 
+class ZeroResidualStage(ResidualStage):
+    """training.network.ZeroResidualStage: starts as the identity (last norm at scale 0 and shift 0)."""
+
+    def __init__(self, channels, depth=2):
+        super().__init__(channels, depth)
+        nn.init.zeros_(self.convs[-1].norm.weight)
+        nn.init.zeros_(self.convs[-1].norm.bias)
+
+
 class InteractiveVNet(nn.Module):
     """Mirror of training.network.InteractiveVNet (same parameter names; InstanceNorm weight = Paddle scale)."""
 
-    def __init__(self, base=8, levels=4, depths=(1, 2, 2, 2, 2), fusion="concat", click_channels=3):
+    def __init__(self, base=8, levels=4, depths=(1, 2, 2, 2, 2), fusion="concat", click_channels=3, extra_stages=None):
         super().__init__()
         self.fusion = fusion
+        extra = extra_stage_counts(extra_stages, levels)
         widths = [base * 2 ** i for i in range(levels + 1)]
         self.stem = ConvNormAct(1 + click_channels if fusion == "concat" else 1, widths[0])
         if fusion == "branch":
             self.click_branch = nn.Sequential(ConvNormAct(click_channels, widths[0]), nn.Conv3d(widths[0], widths[0], 3, padding=1))
             self.click_scale = nn.Parameter(torch.full((1,), 0.05))  # = network.BRANCH_SCALE_INIT (that module needs Paddle)
         self.encoders = nn.ModuleList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
+        if any(extra):
+            self.extras = nn.ModuleList([nn.ModuleList([ZeroResidualStage(widths[i]) for _ in range(extra[i])])
+                                         for i in range(levels + 1)])
         self.downs = nn.ModuleList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
         self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
         self.merges = nn.ModuleList([ConvNormAct(2 * widths[i], widths[i]) for i in range(levels)])
@@ -70,6 +84,8 @@ class InteractiveVNet(nn.Module):
         skips = []
         for level, encoder in enumerate(self.encoders):
             x = encoder(x)
+            for stage in self.extras[level] if hasattr(self, "extras") else ():
+                x = stage(x)
             if level < len(self.downs):
                 skips.append(x)
                 x = self.downs[level](x)
@@ -139,7 +155,8 @@ def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: f
 def network_settings(config: dict) -> dict:
     net = config.get("network", {})
     return {"base": net.get("base", 8), "levels": net.get("levels", 4), "depths": tuple(net.get("depths", (1, 2, 2, 2, 2))),
-            "fusion": net.get("fusion", "concat"), "click_channels": net.get("click_channels", 3)}
+            "fusion": net.get("fusion", "concat"), "click_channels": net.get("click_channels", 3),
+            "extra_stages": net.get("extra_stages")}
 
 
 class TorchTrainer:
@@ -229,8 +246,9 @@ def _cpu_has_bf16() -> bool:
 
 def load_paddle_named(trainer: "TorchTrainer", path) -> None:
     """Start from weights saved under Paddle's names (.npz, e.g. a previous run's or a model package's). A network
-    with more click channels than the weights (a new prompt channel) gets zero weights for the new channels, so it
-    starts out answering clicks exactly as the old network did."""
+    with more click channels than the weights (a new prompt channel) gets zero weights for the new channels, and one
+    with extra stages the weights lack keeps them as built (the identity), so it starts out answering exactly as the
+    old network did."""
     with np.load(path) as arrays:
         state = {name.replace(".norm.scale", ".norm.weight"): torch.from_numpy(arrays[name]) for name in arrays.files}
     own = trainer.net.state_dict()
@@ -239,6 +257,10 @@ def load_paddle_named(trainer: "TorchTrainer", path) -> None:
             grown = torch.zeros(own[name].shape, dtype=state[name].dtype)
             grown[:, :state[name].shape[1]] = state[name]
             state[name] = grown
+    own = trainer.net.state_dict()
+    for name in own:
+        if name.startswith("extras.") and name not in state:
+            state[name] = own[name]
     trainer.net.load_state_dict(state)
 
 

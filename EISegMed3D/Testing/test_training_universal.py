@@ -184,6 +184,38 @@ def test_paddle_and_torch_networks_agree_with_a_region_channel(tmp_path):
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
+def test_extra_stages_deepen_a_trained_network_without_changing_an_answer_and_both_frameworks_agree(tmp_path):
+    import paddle
+
+    from training.network import build_network, load_weights
+    from training.torch_bridge import TorchTrainer, load_paddle_named, paddle_state
+
+    config = {"seed": 0, "lr": 1e-2, "precision": "fp32", "network": {"base": 4, "levels": 2, "depths": [1, 1, 1]}}
+    old = TorchTrainer(config)
+    np.savez(tmp_path / "old.npz", **paddle_state(old.net))
+    deeper = {**config["network"], "extra_stages": [0, 1, 2]}
+    new = TorchTrainer({**config, "network": deeper})
+    assert not any(name.startswith("extras.") for name in old.net.state_dict())  # old names unchanged
+    load_paddle_named(new, tmp_path / "old.npz")
+    rng = np.random.default_rng(3)
+    image = rng.normal(size=(2, 1, 16, 16, 16)).astype(np.float32)
+    clicks = (rng.random((2, 3, 16, 16, 16)) > 0.9).astype(np.float32)
+    target = (rng.random((2, 1, 16, 16, 16)) > 0.5).astype(np.float32)
+    np.testing.assert_allclose(new.predict(image, clicks), old.predict(image, clicks), atol=1e-6)
+    before = {k: v.clone() for k, v in new.net.state_dict().items() if k.startswith("extras.")}
+    new.train_step(image, clicks, target, 1e-2)
+    moved = [k for k, v in new.net.state_dict().items() if k in before and not torch.equal(v, before[k])]
+    assert any(k.endswith("convs.1.norm.weight") for k in moved)  # the zero scale learns: the stage is wired in
+    np.savez(tmp_path / "new.npz", **paddle_state(new.net))
+    net = build_network({"network": deeper})
+    load_weights(net, tmp_path / "new.npz")
+    net.eval()
+    theirs = paddle.nn.functional.sigmoid(net(paddle.to_tensor(image), paddle.to_tensor(clicks))).numpy()[:, 0]
+    np.testing.assert_allclose(new.predict(image, clicks), theirs, atol=1e-5)
+    with pytest.raises(ValueError, match="extra_stages"):
+        build_network({"network": {**deeper, "extra_stages": [1, 1]}})
+
+
 # --- pseudo-objects, contrast, prompts -------------------------------------------------------------------------
 def test_supervoxels_cover_the_image_in_regions_of_the_allowed_size():
     from training.pseudo_objects import MAX_CM3, MIN_CM3, supervoxels
