@@ -208,6 +208,8 @@ def test_extra_stages_deepen_a_trained_network_without_changing_an_answer_and_bo
     assert any(k.endswith("convs.1.norm.weight") for k in moved)  # the zero scale learns: the stage is wired in
     np.savez(tmp_path / "new.npz", **paddle_state(new.net))
     net = build_network({"network": deeper})
+    fresh = [stage.convs[-1].norm for level in net.extras for stage in level]
+    assert len(fresh) == 3 and all(not norm.scale.numpy().any() and not norm.bias.numpy().any() for norm in fresh)
     load_weights(net, tmp_path / "new.npz")
     net.eval()
     theirs = paddle.nn.functional.sigmoid(net(paddle.to_tensor(image), paddle.to_tensor(clicks))).numpy()[:, 0]
