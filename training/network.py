@@ -72,9 +72,9 @@ class InteractiveVNet(nn.Layer):
             self.click_scale = self.create_parameter(
                 [1], default_initializer=nn.initializer.Constant(BRANCH_SCALE_INIT))
         self.encoders = nn.LayerList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
-        if any(extra):  # absent otherwise, so the parameter names of every earlier package stay as they were
-            self.extras = nn.LayerList([nn.LayerList([ZeroResidualStage(widths[i]) for _ in range(extra[i])])
-                                        for i in range(levels + 1)])
+        # empty lists hold no parameters: without extra stages every earlier package's names stay as they were
+        self.extras = nn.LayerList([nn.LayerList([ZeroResidualStage(widths[i]) for _ in range(extra[i])])
+                                    for i in range(levels + 1)])
         self.downs = nn.LayerList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
         self.ups = nn.LayerList([nn.Conv3DTranspose(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
         self.merges = nn.LayerList([ConvNormAct(2 * widths[i], widths[i]) for i in range(levels)])
@@ -89,7 +89,7 @@ class InteractiveVNet(nn.Layer):
         skips = []
         for level, encoder in enumerate(self.encoders):
             x = encoder(x)
-            for stage in self.extras[level] if hasattr(self, "extras") else ():
+            for stage in self.extras[level]:
                 x = stage(x)
             if level < len(self.downs):
                 skips.append(x)

@@ -32,7 +32,7 @@ def focal_scale(logits, targets, gamma: float):
     with paddle.no_grad():
         p = F.sigmoid(logits)
         beta = (1 - paddle.where(targets > 0.5, p, 1 - p)) ** gamma
-        return (beta / beta.mean(axis=[1, 2, 3, 4], keepdim=True).clip(min=1e-8)).detach()
+        return beta / beta.mean(axis=[1, 2, 3, 4], keepdim=True).clip(min=1e-8)
 
 
 def dice_bce_loss(logits, targets, band_weight: float = 0.0, band_width: int = 2, previous=None,

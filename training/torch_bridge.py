@@ -67,9 +67,8 @@ class InteractiveVNet(nn.Module):
             self.click_branch = nn.Sequential(ConvNormAct(click_channels, widths[0]), nn.Conv3d(widths[0], widths[0], 3, padding=1))
             self.click_scale = nn.Parameter(torch.full((1,), 0.05))  # = network.BRANCH_SCALE_INIT (that module needs Paddle)
         self.encoders = nn.ModuleList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
-        if any(extra):
-            self.extras = nn.ModuleList([nn.ModuleList([ZeroResidualStage(widths[i]) for _ in range(extra[i])])
-                                         for i in range(levels + 1)])
+        self.extras = nn.ModuleList([nn.ModuleList([ZeroResidualStage(widths[i]) for _ in range(extra[i])])
+                                     for i in range(levels + 1)])  # empty lists: no parameters, names unchanged
         self.downs = nn.ModuleList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
         self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
         self.merges = nn.ModuleList([ConvNormAct(2 * widths[i], widths[i]) for i in range(levels)])
@@ -84,7 +83,7 @@ class InteractiveVNet(nn.Module):
         skips = []
         for level, encoder in enumerate(self.encoders):
             x = encoder(x)
-            for stage in self.extras[level] if hasattr(self, "extras") else ():
+            for stage in self.extras[level]:
                 x = stage(x)
             if level < len(self.downs):
                 skips.append(x)
@@ -257,7 +256,6 @@ def load_paddle_named(trainer: "TorchTrainer", path) -> None:
             grown = torch.zeros(own[name].shape, dtype=state[name].dtype)
             grown[:, :state[name].shape[1]] = state[name]
             state[name] = grown
-    own = trainer.net.state_dict()
     for name in own:
         if name.startswith("extras.") and name not in state:
             state[name] = own[name]
