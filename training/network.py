@@ -13,7 +13,7 @@ from __future__ import annotations
 import paddle
 from paddle import nn
 
-from .network_config import extra_stage_counts
+from .network_config import extra_stage_counts, extra_stage_scale
 
 
 class ConvNormAct(nn.Layer):
@@ -42,14 +42,15 @@ class ResidualStage(nn.Layer):
 
 
 class ZeroResidualStage(ResidualStage):
-    """A residual stage whose last normalisation starts at scale 0 and shift 0, so it adds LeakyReLU(0) = 0: the
-    identity. Added to a trained network (`network.extra_stages`) it deepens it without changing one answer; the
-    scale then learns like any weight (zero-initialised residuals, Goyal et al. 2017)."""
+    """A residual stage whose last normalisation starts at shift 0 and scale `init_scale`. At scale 0 it adds
+    LeakyReLU(0) = 0: the identity, so added to a trained network (`network.extra_stages`) it deepens it without
+    changing one answer (zero-initialised residuals, Goyal et al. 2017). A small scale (LayerScale's idea) trades that
+    for inner convolutions that learn from the first step: at scale 0 their gradient is 0 too."""
 
-    def __init__(self, channels: int, depth: int = 2):
+    def __init__(self, channels: int, depth: int = 2, init_scale: float = 0.0):
         super().__init__(channels, depth)
         last = self.convs[-1].norm
-        last.scale.set_value(paddle.zeros_like(last.scale))
+        last.scale.set_value(paddle.full_like(last.scale, init_scale))
         last.bias.set_value(paddle.zeros_like(last.bias))
 
 
@@ -59,7 +60,7 @@ BRANCH_SCALE_INIT = 0.05
 
 class InteractiveVNet(nn.Layer):
     def __init__(self, base: int = 8, levels: int = 4, depths=(1, 2, 2, 2, 2), fusion: str = "concat", click_channels: int = 3,
-                 extra_stages=None):
+                 extra_stages=None, extra_stage_scale: float = 0.0):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"network fusion {fusion!r}: use one of {FUSIONS}")
@@ -73,8 +74,8 @@ class InteractiveVNet(nn.Layer):
                 [1], default_initializer=nn.initializer.Constant(BRANCH_SCALE_INIT))
         self.encoders = nn.LayerList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
         # empty lists hold no parameters: without extra stages every earlier package's names stay as they were
-        self.extras = nn.LayerList([nn.LayerList([ZeroResidualStage(widths[i]) for _ in range(extra[i])])
-                                    for i in range(levels + 1)])
+        self.extras = nn.LayerList([nn.LayerList([ZeroResidualStage(widths[i], init_scale=extra_stage_scale)
+                                                  for _ in range(extra[i])]) for i in range(levels + 1)])
         self.downs = nn.LayerList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
         self.ups = nn.LayerList([nn.Conv3DTranspose(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
         self.merges = nn.LayerList([ConvNormAct(2 * widths[i], widths[i]) for i in range(levels)])
@@ -105,7 +106,7 @@ def build_network(config: dict) -> InteractiveVNet:
     net = config.get("network", {})
     return InteractiveVNet(base=net.get("base", 8), levels=net.get("levels", 4), depths=tuple(net.get("depths", (1, 2, 2, 2, 2))),
                            fusion=net.get("fusion", "concat"), click_channels=net.get("click_channels", 3),
-                           extra_stages=net.get("extra_stages"))
+                           extra_stages=net.get("extra_stages"), extra_stage_scale=extra_stage_scale(net))
 
 
 def parameter_count(layer: nn.Layer) -> int:

@@ -11,3 +11,13 @@ def extra_stage_counts(extra_stages, levels: int) -> list[int]:
     if len(extra) != levels + 1 or min(extra) < 0:
         raise ValueError(f"network extra_stages {list(extra_stages)}: give {levels + 1} counts >= 0, one per level")
     return extra
+
+
+def extra_stage_scale(net: dict) -> float:
+    """`network.extra_stage_scale`: where the extra stages' last normalisation starts (0, the default: the identity, so a
+    trained network deepened answers exactly as before; a small value such as 0.1 lets the new stages learn from the
+    first step, because their inner convolutions' gradients are scaled by it)."""
+    scale = float(net.get("extra_stage_scale", 0.0))
+    if not 0.0 <= scale <= 1.0:
+        raise ValueError(f"network extra_stage_scale {scale}: give a value in [0, 1]")
+    return scale

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .loss_weights import error_weights
-from .network_config import extra_stage_counts
+from .network_config import extra_stage_counts, extra_stage_scale
 
 
 class ConvNormAct(nn.Module):
@@ -46,18 +46,19 @@ class ResidualStage(nn.Module):
 
 
 class ZeroResidualStage(ResidualStage):
-    """training.network.ZeroResidualStage: starts as the identity (last norm at scale 0 and shift 0)."""
+    """training.network.ZeroResidualStage: last norm at shift 0 and scale `init_scale` (0: the identity)."""
 
-    def __init__(self, channels, depth=2):
+    def __init__(self, channels, depth=2, init_scale=0.0):
         super().__init__(channels, depth)
-        nn.init.zeros_(self.convs[-1].norm.weight)
+        nn.init.constant_(self.convs[-1].norm.weight, init_scale)
         nn.init.zeros_(self.convs[-1].norm.bias)
 
 
 class InteractiveVNet(nn.Module):
     """Mirror of training.network.InteractiveVNet (same parameter names; InstanceNorm weight = Paddle scale)."""
 
-    def __init__(self, base=8, levels=4, depths=(1, 2, 2, 2, 2), fusion="concat", click_channels=3, extra_stages=None):
+    def __init__(self, base=8, levels=4, depths=(1, 2, 2, 2, 2), fusion="concat", click_channels=3, extra_stages=None,
+                 extra_stage_scale=0.0):
         super().__init__()
         self.fusion = fusion
         extra = extra_stage_counts(extra_stages, levels)
@@ -67,7 +68,8 @@ class InteractiveVNet(nn.Module):
             self.click_branch = nn.Sequential(ConvNormAct(click_channels, widths[0]), nn.Conv3d(widths[0], widths[0], 3, padding=1))
             self.click_scale = nn.Parameter(torch.full((1,), 0.05))  # = network.BRANCH_SCALE_INIT (that module needs Paddle)
         self.encoders = nn.ModuleList([ResidualStage(widths[i], depths[i]) for i in range(levels + 1)])
-        self.extras = nn.ModuleList([nn.ModuleList([ZeroResidualStage(widths[i]) for _ in range(extra[i])])
+        self.extras = nn.ModuleList([nn.ModuleList([ZeroResidualStage(widths[i], init_scale=extra_stage_scale)
+                                                    for _ in range(extra[i])])
                                      for i in range(levels + 1)])  # empty lists: no parameters, names unchanged
         self.downs = nn.ModuleList([ConvNormAct(widths[i], widths[i + 1], kernel=2, stride=2) for i in range(levels)])
         self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], 2, stride=2) for i in range(levels)])
@@ -155,7 +157,7 @@ def network_settings(config: dict) -> dict:
     net = config.get("network", {})
     return {"base": net.get("base", 8), "levels": net.get("levels", 4), "depths": tuple(net.get("depths", (1, 2, 2, 2, 2))),
             "fusion": net.get("fusion", "concat"), "click_channels": net.get("click_channels", 3),
-            "extra_stages": net.get("extra_stages")}
+            "extra_stages": net.get("extra_stages"), "extra_stage_scale": extra_stage_scale(net)}
 
 
 class TorchTrainer:
@@ -246,8 +248,8 @@ def _cpu_has_bf16() -> bool:
 def load_paddle_named(trainer: "TorchTrainer", path) -> None:
     """Start from weights saved under Paddle's names (.npz, e.g. a previous run's or a model package's). A network
     with more click channels than the weights (a new prompt channel) gets zero weights for the new channels, and one
-    with extra stages the weights lack keeps them as built (the identity), so it starts out answering exactly as the
-    old network did."""
+    with extra stages the weights lack keeps them as built (at `network.extra_stage_scale` 0, the identity: it starts
+    out answering exactly as the old network did)."""
     with np.load(path) as arrays:
         state = {name.replace(".norm.scale", ".norm.weight"): torch.from_numpy(arrays[name]) for name in arrays.files}
     own = trainer.net.state_dict()

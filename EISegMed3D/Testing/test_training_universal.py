@@ -218,6 +218,37 @@ def test_extra_stages_deepen_a_trained_network_without_changing_an_answer_and_bo
         build_network({"network": {**deeper, "extra_stages": [1, 1]}})
 
 
+
+def test_extra_stages_at_a_small_scale_learn_from_the_first_step_in_both_frameworks(tmp_path):
+    import paddle
+
+    from training.network import build_network, load_weights
+    from training.torch_bridge import TorchTrainer, paddle_state
+
+    network = {"base": 4, "levels": 2, "depths": [1, 1, 1], "extra_stages": [0, 1, 1]}
+    rng = np.random.default_rng(5)
+    image = torch.from_numpy(rng.normal(size=(2, 1, 16, 16, 16)).astype(np.float32))
+    clicks = torch.from_numpy((rng.random((2, 3, 16, 16, 16)) > 0.9).astype(np.float32))
+
+    def inner_gradient(scale):
+        trainer = TorchTrainer({"seed": 0, "lr": 1e-3, "precision": "fp32",
+                                "network": {**network, "extra_stage_scale": scale}})
+        trainer.net(image, clicks).square().mean().backward()
+        return trainer, float(trainer.net.extras[1][0].convs[0].conv.weight.grad.abs().sum())
+
+    assert inner_gradient(0.0)[1] == 0.0  # at scale 0 the new stage's own convolutions cannot learn
+    trainer, gradient = inner_gradient(0.1)
+    assert gradient > 0.0
+    net = build_network({"network": {**network, "extra_stage_scale": 0.1}})
+    assert all(np.allclose(stage.convs[-1].norm.scale.numpy(), 0.1) for level in net.extras for stage in level)
+    np.savez(tmp_path / "w.npz", **paddle_state(trainer.net))
+    load_weights(net, tmp_path / "w.npz")
+    net.eval()
+    theirs = paddle.nn.functional.sigmoid(net(paddle.to_tensor(image.numpy()), paddle.to_tensor(clicks.numpy())))
+    np.testing.assert_allclose(trainer.predict(image.numpy(), clicks.numpy()), theirs.numpy()[:, 0], atol=1e-5)
+    with pytest.raises(ValueError, match="extra_stage_scale"):
+        build_network({"network": {**network, "extra_stage_scale": -1}})
+
 # --- pseudo-objects, contrast, prompts -------------------------------------------------------------------------
 def test_supervoxels_cover_the_image_in_regions_of_the_allowed_size():
     from training.pseudo_objects import MAX_CM3, MIN_CM3, supervoxels
