@@ -6,7 +6,8 @@ example worker overlapping the train step), side by side on the same machine, in
 
 Each pipeline trains from the bundled weights on the real training cache (runs/cache, `python -m training.data
 --out runs/cache`); the rate is taken from the run's own log between a warm-up step and the last step, so process
-start-up and case loading are not counted. Examples/h = steps x batch x processes / hours.
+start-up and case loading are not counted. Examples/h = steps x batch x processes / hours; new objects/h counts each
+object once (with click rounds carried across steps one object is trained at several rounds).
 """
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ PIPELINES = {
        for label, override in (("glibc's default heap (keep_freed_memory false)", {"keep_freed_memory": False}),
                                ("freed memory kept (training.heap)", {}),
                                ("freed memory kept, example worker at nice 10", {"worker_nice": 10}))},
+    # v10's deeper network: up to 5 no-grad passes before each step, or the rounds carried across steps
+    # (training.round_slots: every round 0-5 of each object trained once, no pass)
+    **{f"recipe v10, {label}": {"config": "training/configs/cpu_universal_v10.json", "steps": 70, "warmup": 10,
+                                "processes": 1, "override": override, "command": torch_command, "env": {}}
+       for label, override in (("no-grad click passes 0-5", {}),
+                               ("click rounds carried across steps (rounds_per_example 6)", {"rounds_per_example": 6}))},
 }
 
 
@@ -73,9 +80,13 @@ def measure(spec: dict, workdir: Path) -> dict:
     hours = (last["t"] - warm["t"]) / 3600
     examples = steps * config["batch_size"] * spec["processes"]
     passes = statistics.mean(line["passes"] for line in lines[spec["warmup"]:])
+    # objects not trained on before (with carried rounds an object is trained at several rounds; logs before the
+    # "fresh" field: every example was new)
+    fresh = sum(line.get("fresh", line["examples"]) for line in lines[spec["warmup"]:])
     # The same seed, data stream and start: the fp32 and bf16 runs are a matched pair, their losses comparable.
     losses = [line["loss"] for line in lines]
     return {"steps": steps, "seconds": round(last["t"] - warm["t"], 1), "examples_per_h": round(examples / hours),
+            "new_objects_per_h": round(fresh / hours),
             "mean_passes": round(passes, 2), "loss_first_half": round(statistics.mean(losses[:len(losses) // 2]), 4),
             "loss_second_half": round(statistics.mean(losses[len(losses) // 2:]), 4)}
 
@@ -84,16 +95,19 @@ def render(results: dict, command: str, machine: str) -> str:
     lines = [MARK_START, "### Training throughput, everything included", "",
              f"`{command}` on {machine}. Each pipeline trains from the bundled weights on the real training cache; "
              "rates from each run's log after its warm-up steps (start-up and case loading not counted); the "
-             "pipelines ran in turn, round by round. Examples/h = steps x batch x processes / hours.", "",
-             "| pipeline | examples/h, median (each round) | steps timed | mean no-grad click passes | mean loss, first / second half |",
-             "|---|---|---|---|---|"]
+             "pipelines ran in turn, round by round. Examples/h = steps x batch x processes / hours; new objects/h "
+             "counts each object once (carried click rounds train one object at several rounds).", "",
+             "| pipeline | examples/h, median (each round) | new objects/h | steps timed | mean no-grad click passes | "
+             "mean loss, first / second half |",
+             "|---|---|---|---|---|---|"]
     baseline = None
     for name, rounds in results.items():
         rates = [r["examples_per_h"] for r in rounds]
         median = statistics.median(rates)
         baseline = baseline or median
         lines.append(f"| {name} | **{median:,.0f}** ({', '.join(f'{r:,}' for r in rates)}); "
-                     f"x{median / baseline:.1f} | {sum(r['steps'] for r in rounds)} | "
+                     f"x{median / baseline:.1f} | {statistics.median(r['new_objects_per_h'] for r in rounds):,.0f} | "
+                     f"{sum(r['steps'] for r in rounds)} | "
                      f"{statistics.mean(r['mean_passes'] for r in rounds):.2f} | "
                      f"{statistics.mean(r['loss_first_half'] for r in rounds):.3f} / "
                      f"{statistics.mean(r['loss_second_half'] for r in rounds):.3f} |")

@@ -119,16 +119,21 @@ class ExampleStream:
             _init_worker(*args)
             self._map = lambda fn, items: [fn(item) for item in items]
 
-    def _seeds(self, step: int) -> list:
-        return [(self.seed, step, slot) for slot in range(self.batch_size)]
+    def _seeds(self, step: int, slots) -> list:
+        return [(self.seed, step, slot) for slot in slots]
 
-    def batch(self, step: int) -> list[dict]:
-        """The examples of `step`; with worker processes the next step's are prepared meanwhile."""
+    def batch(self, step: int, slots=None, slots_of=None) -> list[dict]:
+        """The examples of `step` (of its `slots` only, when given: training.round_slots); with worker processes the
+        next step's (its `slots_of(step + 1)`) are prepared meanwhile."""
+        every = range(self.batch_size)
+        slots = tuple(every if slots is None else slots)
         if self.pool is None:
-            return self._map(_example, self._seeds(step))
+            return self._map(_example, self._seeds(step, slots))
         pending, self._pending = self._pending, None
-        examples = pending[1].get() if pending and pending[0] == step else self._map(_example, self._seeds(step))
-        self._pending = (step + 1, self.pool.map_async(_example, self._seeds(step + 1), chunksize=1))
+        wanted = (step, slots)
+        examples = pending[1].get() if pending and pending[0] == wanted else self._map(_example, self._seeds(step, slots))
+        following = (step + 1, tuple(every if slots_of is None else slots_of(step + 1)))
+        self._pending = (following, self.pool.map_async(_example, self._seeds(*following), chunksize=1))
         return examples
 
     def add_error_clicks(self, examples: list[dict], predictions: np.ndarray) -> list[dict]:

@@ -85,16 +85,25 @@ class PaddleTrainer:
         return (F.sigmoid(logits).numpy()[:, 0])
 
     def train_step(self, images, clicks, targets, lr: float) -> float:
+        return self._step(images, clicks, targets, lr)[0]
+
+    def train_step_predicting(self, images, clicks, targets, lr: float):
+        """train_step, also returning the probabilities its forward pass made (training.round_slots' next clicks)."""
+        loss, logits = self._step(images, clicks, targets, lr)
+        return loss, paddle.nn.functional.sigmoid(logits.detach()).numpy()[:, 0]
+
+    def _step(self, images, clicks, targets, lr: float):
         self.model.train()
         self.optimizer.set_lr(lr)
         clicks = paddle.to_tensor(clicks)
-        loss = dice_bce_loss(self.model(paddle.to_tensor(images), clicks), paddle.to_tensor(targets), self.band_weight,
+        logits = self.model(paddle.to_tensor(images), clicks)
+        loss = dice_bce_loss(logits, paddle.to_tensor(targets), self.band_weight,
                              previous=clicks[:, :1], error_weight=self.error_weight, focal_gamma=self.focal_gamma)
         loss.backward()
         with unique_name.guard(self._names):  # the first step names the optimiser's accumulators
             self.optimizer.step()
         self.optimizer.clear_grad()
-        return float(loss)
+        return float(loss), logits
 
     def agreed_max(self, value: float) -> float:
         """The largest `value` over all processes (the same number on every rank)."""

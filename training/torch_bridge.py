@@ -196,6 +196,14 @@ class TorchTrainer:
         return probabilities if isinstance(images, torch.Tensor) else probabilities.cpu().numpy()
 
     def train_step(self, images, clicks, targets, lr):
+        return self._step(images, clicks, targets, lr)[0]
+
+    def train_step_predicting(self, images, clicks, targets, lr):
+        """train_step, also returning the probabilities its forward pass made (training.round_slots' next clicks)."""
+        loss, logits = self._step(images, clicks, targets, lr)
+        return loss, torch.sigmoid(logits.detach().float())[:, 0].cpu().numpy()
+
+    def _step(self, images, clicks, targets, lr):
         self.net.train()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -209,7 +217,7 @@ class TorchTrainer:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
         self.optimizer.step()
-        return float(loss.detach())  # no autograd warning in every user's adapt output
+        return float(loss.detach()), logits  # detached: no autograd warning in every user's adapt output
 
     def agreed_max(self, value: float) -> float:
         return value  # one process

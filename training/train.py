@@ -22,6 +22,7 @@ if __name__ == "__main__" and not __package__:  # run as a file, as paddle.distr
 
 from .batches import ExampleStream, read_json
 from .heap import keep_freed_memory
+from .round_slots import RoundSlots
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,6 +58,7 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
     total = config["steps"] if steps is None else min(config["steps"], start_step + steps)
     manifest = read_json(config["manifest"])
     stream = make_stream(config, manifest, trainer)
+    slots = round_slots(config)
     log = open(run_dir / "log.jsonl", "a") if lead else None
     started = time.time()
     step = start_step
@@ -66,19 +68,30 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
         bar = progress(range(start_step, total), initial=start_step, total=config["steps"], desc=config.get("name", "train"),
                        disable=not lead)
         for step in bar:
-            examples = stream.batch(step)
-            passes = np.random.default_rng([config.get("passes_seed", config["seed"]), step, 1]).integers(0, config.get("max_click_passes", 3) + 1)
+            if slots is not None:
+                examples, passes = slots.batch(step, stream), 0
+            else:
+                examples = stream.batch(step)
+                passes = np.random.default_rng([config.get("passes_seed", config["seed"]), step, 1]).integers(0, config.get("max_click_passes", 3) + 1)
             for _ in range(passes):
                 images, clicks, _ = stream.arrays(examples)
                 examples = stream.add_error_clicks(examples, trainer.predict(images, clicks) > 0.5)
             images, clicks, targets = stream.arrays(examples)
             elapsed = trainer.agreed_max(time.time() - started)
             time_fraction = elapsed / time_limit_s if time_limit_s else 0.0
-            loss = trainer.train_step(images, clicks, targets, learning_rate(config, step, time_fraction))
+            lr = learning_rate(config, step, time_fraction)
+            # each slot's click round; fresh = examples not seen before (all of them with no-grad passes)
+            rounds, fresh = (list(slots.round), slots.round.count(0)) if slots else ([int(passes)] * len(examples), len(examples))
+            if slots is not None:
+                loss, probabilities = trainer.train_step_predicting(images, clicks, targets, lr)
+                slots.advance(step, stream, probabilities > 0.5)
+            else:
+                loss = trainer.train_step(images, clicks, targets, lr)
             bar.set_postfix(loss=f"{loss:.3f}", passes=int(passes))
             if log:
                 log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(elapsed, 1),
-                                      "examples": len(examples) * getattr(trainer, "world", 1)}) + "\n")
+                                      "examples": len(examples) * getattr(trainer, "world", 1), "rounds": rounds,
+                                      "fresh": fresh * getattr(trainer, "world", 1)}) + "\n")
             done = step + 1
             if done % config.get("checkpoint_every", 50) == 0 or done == total:
                 trainer.save(run_dir, done)
@@ -110,6 +123,15 @@ def make_stream(config: dict, manifest: dict, trainer):
     return ExampleStream(config["cache"], keys, manifest, config["batch_size"], config["seed"], config.get("workers", 0),
                          config.get("case_sampling", "case"), config.get("sampling"), config.get("keep_freed_memory", True),
                          config.get("worker_nice", 0))
+
+
+def round_slots(config: dict) -> RoundSlots | None:
+    """`"rounds_per_example": N`: click rounds carried across steps (training.round_slots) instead of no-grad passes."""
+    if not config.get("rounds_per_example"):
+        return None
+    if config.get("stream", "cpu") != "cpu":
+        raise ValueError("rounds_per_example works with the CPU example stream (training.batches), not the torch stream")
+    return RoundSlots(config["batch_size"], int(config["rounds_per_example"]))
 
 
 def progress(iterable, **kwargs):
