@@ -131,7 +131,10 @@ class ExampleStream:
             return self._map(_example, self._seeds(step, slots))
         pending, self._pending = self._pending, None
         wanted = (step, slots)
-        examples = pending[1].get() if pending and pending[0] == wanted else self._map(_example, self._seeds(step, slots))
+        if pending and pending[0] == wanted:
+            examples = pending[1].get()
+        else:
+            examples = self._map(_example, self._seeds(step, slots))
         following = (step + 1, tuple(every if slots_of is None else slots_of(step + 1)))
         self._pending = (following, self.pool.map_async(_example, self._seeds(*following), chunksize=1))
         return examples

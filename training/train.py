@@ -80,12 +80,13 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
             elapsed = trainer.agreed_max(time.time() - started)
             time_fraction = elapsed / time_limit_s if time_limit_s else 0.0
             lr = learning_rate(config, step, time_fraction)
-            # each slot's click round; fresh = examples not seen before (all of them with no-grad passes)
-            rounds, fresh = (list(slots.round), slots.round.count(0)) if slots else ([int(passes)] * len(examples), len(examples))
+            # each example's click round; fresh = examples not trained on before (all of them with no-grad passes)
             if slots is not None:
+                rounds, fresh = list(slots.round), slots.round.count(0)
                 loss, probabilities = trainer.train_step_predicting(images, clicks, targets, lr)
                 slots.advance(step, stream, probabilities > 0.5)
             else:
+                rounds, fresh = [int(passes)] * len(examples), len(examples)
                 loss = trainer.train_step(images, clicks, targets, lr)
             bar.set_postfix(loss=f"{loss:.3f}", passes=int(passes))
             if log:
