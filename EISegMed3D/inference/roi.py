@@ -84,6 +84,9 @@ def to_scan(patch: np.ndarray, roi: Roi, scan_shape) -> tuple[tuple, np.ndarray]
     return box, separable_linear(patch, 1.0 / roi.step, (lo - roi.start) / roi.step, shape)
 
 
+EDGE_ROUNDING = 1e-6  # voxels
+
+
 def separable_linear(array: np.ndarray, scale, offset, shape, outside_zero: bool = False) -> np.ndarray:
     """Trilinear resampling on an axis-aligned grid, out[o] = array[offset + scale * o], as ndimage.affine_transform
     (order 1, no prefilter) gives with mode "nearest" (or "constant" with cval 0 when `outside_zero`).
@@ -110,7 +113,8 @@ def _axis_taps(n_in: int, n_out: int, scale: float, offset: float, outside_zero:
     w_above = x - below
     w_below = 1.0 - w_above
     if outside_zero:  # ndimage "constant": no interpolation beyond the edges, the value is cval there
-        outside = (x < 0) | (x > n_in - 1)
+        # a position on an edge up to float rounding (19 * 1.1 + 1.1 = 22.000000000000004) is a voxel's centre, inside
+        outside = (x < -EDGE_ROUNDING) | (x > n_in - 1 + EDGE_ROUNDING)
         w_below[outside] = w_above[outside] = 0.0
     return (np.clip(below, 0, n_in - 1).astype(np.intp), np.clip(below + 1, 0, n_in - 1).astype(np.intp),
             w_below.astype(np.float32), w_above.astype(np.float32))
