@@ -90,7 +90,7 @@ class PaddleTrainer:
     def train_step_predicting(self, images, clicks, targets, lr: float):
         """train_step, also returning the probabilities its forward pass made (training.round_slots' next clicks)."""
         loss, logits = self._step(images, clicks, targets, lr)
-        return loss, paddle.nn.functional.sigmoid(logits.detach()).numpy()[:, 0]
+        return loss, F.sigmoid(logits.detach()).numpy()[:, 0]
 
     def _step(self, images, clicks, targets, lr: float):
         self.model.train()

@@ -192,7 +192,12 @@ class TorchTrainer:
         self.net.eval()
         with torch.no_grad(), self._autocast():
             logits = self.net(self._tensor(images), self._tensor(clicks))
-        probabilities = torch.sigmoid(logits.float())[:, 0]
+        return self._probabilities(logits, images)
+
+    @staticmethod
+    def _probabilities(logits, images):
+        """Channel 0's probabilities, as tensors for tensor input (training.torch_stream), else numpy."""
+        probabilities = torch.sigmoid(logits.detach().float())[:, 0]
         return probabilities if isinstance(images, torch.Tensor) else probabilities.cpu().numpy()
 
     def train_step(self, images, clicks, targets, lr):
@@ -201,7 +206,7 @@ class TorchTrainer:
     def train_step_predicting(self, images, clicks, targets, lr):
         """train_step, also returning the probabilities its forward pass made (training.round_slots' next clicks)."""
         loss, logits = self._step(images, clicks, targets, lr)
-        return loss, torch.sigmoid(logits.detach().float())[:, 0].cpu().numpy()
+        return loss, self._probabilities(logits, images)
 
     def _step(self, images, clicks, targets, lr):
         self.net.train()
