@@ -46,7 +46,8 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
     `options` (the config's "sampling"; empty = the original recipe, draw for draw): "union" / "supervoxel" /
     "synthetic" are the probabilities of a target that is two neighbouring labels, a supervoxel, or a smooth shape
     pasted onto the image; "box" / "lasso" / "scribble" those of a first prompt of that kind; "contrast": "random"
-    turns on contrast randomisation.
+    turns on contrast randomisation; "intensity_scale": [lo, hi] multiplies half the images by a factor in that
+    range (augment.wide_scale).
     """
     options = options or {}
     target = draw_target_and_roi(rng, case, manifest, options)
@@ -70,7 +71,7 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
     if gt.sum() < 20:
         return None
     image, gt, others, (start_click,) = augment_geometry(rng, image, gt, others, [roi.to_patch(first_scan)])
-    image = augment_intensity(rng, image, options.get("contrast", "gamma"))
+    image = augment_intensity(rng, image, options.get("contrast", "gamma"), options.get("intensity_scale"))
 
     refine = rng.random() < 0.1
     previous = perturbed_mask(rng, gt).astype(np.float32) if refine else np.zeros(gt.shape, np.float32)

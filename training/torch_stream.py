@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from inference.clickmaps import ball_radius
 
 from . import torch_ops as ops
-from .augment import random_curve
+from .augment import random_curve, wide_scale
 from .batches import case_weights
 from .sampler import _prompt_kind, click_channel_names
 from .stream_plans import cpu_part, draw_plan, init_planner, load_source, plan_once, plan_slot, source_of
@@ -167,7 +167,8 @@ class TorchExampleStream:
         for rng, slot in zip(rngs, slots):
             image, gt, other, start, order = _geometry(rng, slot["image"], slot["gt"], slot["others"],
                                                        slot["roi"].to_patch(slot["first_scan"]))
-            images.append(_intensity(rng, image, self.options.get("contrast", "gamma"), g))
+            images.append(_intensity(rng, image, self.options.get("contrast", "gamma"), g,
+                                     self.options.get("intensity_scale")))
             gts.append(gt), others.append(other), starts.append(start)
             voxel_mm.append(slot["roi"].voxel_mm(slot["spacing"])[order])
         gt, other = torch.stack(gts), torch.stack(others)
@@ -328,7 +329,7 @@ def _geometry(rng, image, gt, others, point):
     return (*moved, point[order], order)
 
 
-def _intensity(rng, image: torch.Tensor, contrast: str, g) -> torch.Tensor:
+def _intensity(rng, image: torch.Tensor, contrast: str, g, scale_range=None) -> torch.Tensor:
     """augment.augment_intensity on the device (same probabilities and ranges; see DIFFERENCES)."""
     if rng.random() < 0.3:
         image = ops.thick_slices(image, int(rng.integers(3)), int(rng.integers(2, 6)))
@@ -339,6 +340,8 @@ def _intensity(rng, image: torch.Tensor, contrast: str, g) -> torch.Tensor:
         unit = (image - lo) / (hi - lo).clamp_min(1e-6)
         image = lo + unit ** float(rng.uniform(0.6, 1.6)) * (hi - lo)
     image = image * float(rng.uniform(0.85, 1.15)) + float(rng.uniform(-0.15, 0.15))
+    if scale_range is not None:
+        image = image * wide_scale(rng, scale_range)
     if rng.random() < 0.5:
         image = image + torch.randn(image.shape, generator=g, device=image.device) * float(rng.uniform(0.02, 0.15))
     return image.float()

@@ -20,6 +20,7 @@ if __name__ == "__main__" and not __package__:  # run as a file, as paddle.distr
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = "training"
 
+from .augment import scale_bounds
 from .batches import ExampleStream, read_json
 from .heap import keep_freed_memory
 from .round_slots import RoundSlots
@@ -29,6 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load_config(path) -> dict:
     config = read_json(path)
+    if (config.get("sampling") or {}).get("intensity_scale") is not None:
+        try:
+            scale_bounds(config["sampling"]["intensity_scale"])
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
     for key in ("manifest", "split", "cache"):
         if key in config and not Path(config[key]).is_absolute():
             config[key] = str(ROOT / config[key])
