@@ -5,7 +5,7 @@ value: more air around the anatomy (a wider field, a whole-spine survey) lowers 
 tissue's z-scores; a tight field (a crop to the anatomy) compresses them. Geometry and labels stay exact.
 
     python benchmarks/fov_standin.py ../shared/data/spine_mri_vertebral_bodies_t2 --split training/split.json \\
-        --mode pad --factor 2 --out runs/post/t2_fov_pad
+        --mode pad --factor 1.5 --out runs/post/t2_fov_pad
     python benchmarks/fov_standin.py ../shared/data/spine_mri_vertebral_bodies_t2 --split training/split.json \\
         --mode crop --margin-mm 15 --out runs/post/t2_fov_crop
 
@@ -19,12 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from sequence_standin import unseen_cases
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "EISegMed3D"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inference.normalize import intensity_stats  # noqa: E402
+from sequence_standin import unseen_cases, write_derived  # noqa: E402
 
 
 def padded(image: sitk.Image, factor: float, seed: int = 0) -> sitk.Image:
@@ -55,11 +59,6 @@ def cropped_box(label: sitk.Image, margin_mm: float) -> tuple[list[int], list[in
 
 
 def median_label_z(image: sitk.Image, label: sitk.Image) -> float:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "EISegMed3D"))
-    from inference.normalize import intensity_stats
-
     array = sitk.GetArrayFromImage(image).astype(np.float32)
     stats = intensity_stats(array, {"type": "percentile_zscore", "lower": 0.5, "upper": 99.5})
     inside = np.clip(array[sitk.GetArrayFromImage(label) > 0], stats["lo"], stats["hi"])
@@ -84,10 +83,7 @@ def make(source: Path, out: Path, split: Path | None, mode: str, factor: float, 
         print(f"{case['case']}: label median z {before:.2f} -> {after:.2f}")
         sitk.WriteImage(new_image, str(out / case["image"]), useCompression=True)
         sitk.WriteImage(new_label, str(out / case["label"]), useCompression=True)
-    derived = dict(meta, name=f"{source.name}_fov_{mode}", cases=cases, derived_from=str(source.resolve()),
-                   note=f"field of view changed ({mode}; benchmarks/fov_standin.py)")
-    (out / "dataset.json").write_text(json.dumps(derived, indent=1) + "\n", encoding="utf-8")
-    return out
+    return write_derived(meta, source, out, cases, f"fov_{mode}", f"field of view changed ({mode}; benchmarks/fov_standin.py)")
 
 
 def main(argv=None) -> int:
@@ -96,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", type=Path, help="leave out the cases of this split's train list")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--mode", choices=("pad", "crop"), required=True)
-    parser.add_argument("--factor", type=float, default=2.0, help="pad: the image plane's growth per axis")
+    parser.add_argument("--factor", type=float, default=1.5, help="pad: the image plane's growth per axis")
     parser.add_argument("--margin-mm", type=float, default=15.0, help="crop: margin around the labels")
     args = parser.parse_args(argv)
     folder = make(args.source, args.out, args.split, args.mode, args.factor, args.margin_mm)

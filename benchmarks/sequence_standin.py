@@ -68,9 +68,13 @@ def make(source: Path, out: Path, split: Path | None, air_percentile: float | No
         mapped.CopyInformation(image)
         sitk.WriteImage(mapped, str(out / case["image"]), useCompression=True)
         os.symlink((source / case["label"]).resolve(), out / case["label"])
-    derived = dict(meta, name=f"{source.name}_t1like", cases=cases,
-                   derived_from=str(source.resolve()),
-                   note="images through a fixed non-monotone curve (benchmarks/sequence_standin.py); labels linked")
+    return write_derived(meta, source, out, cases, "t1like",
+                         "images through a fixed non-monotone curve (benchmarks/sequence_standin.py); labels linked")
+
+
+def write_derived(meta: dict, source: Path, out: Path, cases: list[dict], suffix: str, note: str) -> Path:
+    """The derived folder's dataset.json: the source's, with its cases, new name and where it came from."""
+    derived = dict(meta, name=f"{source.name}_{suffix}", cases=cases, derived_from=str(source.resolve()), note=note)
     (out / "dataset.json").write_text(json.dumps(derived, indent=1) + "\n", encoding="utf-8")
     return out
 
