@@ -68,10 +68,11 @@ def scale_bounds(scale_range) -> tuple[float, float]:
 def wide_scale(rng, scale_range) -> float:
     """1 for half the draws, else a factor log-uniform in `scale_range` (the config's sampling "intensity_scale").
 
-    The engine's z-score comes from the whole scan, so the same tissue lands at very different values: the
-    training cases' clipped maxima lie between z 1.4 (CT) and 6.2 (T2 spine); a bright object on a dark scan
-    reaches z 8. The bundled model, trained within +-15 % of its cases' own scales, answered the bright ellipsoid
-    with holes at the click and lost it altogether when the scan's spread doubled."""
+    The engine's z-score comes from the whole scan, so the same tissue lands at different values: the training
+    cases' clipped maxima lie between z 1.4 (CT) and 6.2 (T2 spine), a bright object on a dark scan reaches z 8,
+    and the recipe alone scales by +-15 %. Tried in cpu-universal-v12 (not adopted): the bundled model was already
+    robust to real fields of view, and the ellipsoid's failures were not the scale
+    (benchmarks/results/experiments/universal_v11_v12_result.md)."""
     lo, hi = scale_bounds(scale_range)
     if rng.random() < 0.5:
         return 1.0
