@@ -58,6 +58,12 @@ PIPELINES = {
                                 "processes": 1, "override": override, "command": torch_command, "env": {}}
        for label, override in (("no-grad click passes 0-5", {}),
                                ("click rounds carried across steps (rounds_per_example 6)", {"rounds_per_example": 6}))},
+    # The bundled model's recipe (v6): the next batch made by one example worker beside the 2-thread train step, or
+    # in the train process between steps (no process competing for the two cores)
+    **{f"recipe v6, {label}": {"config": "training/configs/cpu_universal_v6.json", "steps": 70, "warmup": 10,
+                               "processes": 1, "override": override, "command": torch_command, "env": {}}
+       for label, override in (("one example worker at nice 10", {"workers": 1, "worker_nice": 10}),
+                               ("examples made in the train process (workers 0)", {"workers": 0}))},
 }
 
 

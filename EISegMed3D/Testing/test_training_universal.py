@@ -38,6 +38,23 @@ def test_error_click_depth_over_the_box_equals_the_full_transform(seed):
 
 
 # --- the loss --------------------------------------------------------------------------------------------------
+def test_boundary_band_is_grey_dilation_minus_erosion_over_the_cube_on_irregular_shapes():
+    """The band by one axis at a time equals the cubic structuring element's, at the patch edges too (beyond the
+    edge is ignored: no band along a face the object touches)."""
+    from training.torch_bridge import boundary_band
+
+    rng = np.random.default_rng(4)
+    blobs = ndimage.gaussian_filter(rng.normal(size=(2, 1, 24, 20, 28)), (0, 0, 2, 2, 2)) > 0.05
+    targets = blobs.astype(np.float32)
+    for width in (1, 2):
+        cube = (2 * width + 1,) * 3
+        expected = np.stack([ndimage.grey_dilation(t[0], size=cube, mode="constant", cval=0.0)
+                             - ndimage.grey_erosion(t[0], size=cube, mode="constant", cval=1.0) for t in targets])
+        band = boundary_band(torch.from_numpy(targets).contiguous(memory_format=torch.channels_last_3d), width)
+        np.testing.assert_array_equal(band.numpy()[:, 0], expected)
+        assert 0 < expected.mean() < 0.9
+
+
 def test_boundary_band_is_the_shell_around_the_edge_and_both_frameworks_agree():
     import paddle
 
