@@ -28,29 +28,39 @@ import ellipsoid  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 
-def fitted_second_look(session, model, volume, first_mask: np.ndarray) -> np.ndarray:
-    from inference import InteractiveSession
-    from inference.roi import isotropic_roi, roi_size_mm, to_scan
+def fitted_view(manifest: dict, scan_shape, spacing_kji, found_box: tuple):
+    """The view the engine picks once an object is known (inference.model_input.choose_roi with the find's box as the
+    mask box): the box times the margin, at least `min_roi_mm`, at most `max_roi_mm`."""
+    from inference.model_input import choose_roi
 
-    policy = session.manifest["spacing_policy"]
-    spacing = volume.spacing[::-1]
-    box = ndimage.find_objects(first_mask.astype(np.uint8))[0]
-    lo, hi = np.array([b.start for b in box]), np.array([b.stop - 1 for b in box])
-    size = min(roi_size_mm(lo, hi, spacing, policy, True), policy.get("max_roi_mm", np.inf))
-    roi = isotropic_roi(lo, hi, spacing, tuple(session.manifest["patch_shape"]), size)
+    corners = np.array([[s.start for s in found_box], [s.stop - 1 for s in found_box]], dtype=np.float64)
+    return choose_roi(manifest, scan_shape, spacing_kji, corners, found_box)
+
+
+def view_mm(roi, spacing_kji) -> float:
+    """Edge of an isotropic view in mm."""
+    return float(roi.step[0] * spacing_kji[0] * min(roi.shape))
+
+
+def fitted_second_look(session, model, volume, first_mask: np.ndarray):
+    """(The first answer with the second look's inside the fitted view, that view)."""
+    from inference import InteractiveSession
+    from inference.roi import to_scan
+
+    roi = fitted_view(session.manifest, volume.shape, volume.spacing[::-1], ndimage.find_objects(first_mask.astype(np.uint8))[0])
     fresh = InteractiveSession(model)
     fresh.set_volume(volume)
     prob, _ = fresh._run_model(session.prompts, roi)
     where, values = to_scan(prob, roi, volume.shape)
     mask = first_mask.copy()
     mask[where] = values > session.manifest.get("threshold", 0.5)
-    return mask
+    return mask, roi
 
 
 def patch_first_prompt_second_look() -> None:
     """InteractiveSession._predict followed, for a first prompt, by a run in the view fitted to the find."""
     import inference.session as session_module
-    from inference.roi import isotropic_roi, roi_size_mm, to_scan
+    from inference.roi import to_scan
 
     original = session_module.InteractiveSession._predict
 
@@ -59,14 +69,12 @@ def patch_first_prompt_second_look() -> None:
         found = values > self.manifest.get("threshold", 0.5)
         if self._mask_box is not None or len(prompts) != 1 or not found.any():
             return box, values, model_s, runs, soft
-        policy, spacing = self.manifest["spacing_policy"], self.volume.spacing[::-1]
+        spacing = self.volume.spacing[::-1]
         where = ndimage.find_objects(found.astype(np.uint8))[0]
-        lo = np.array([w.start + b.start for w, b in zip(where, box)])
-        hi = np.array([w.stop - 1 + b.start for w, b in zip(where, box)])
-        size = min(roi_size_mm(lo, hi, spacing, policy, True), policy.get("max_roi_mm", np.inf))
-        if size > 0.8 * float(self.last_roi.step[0] * spacing[0] * min(self.last_roi.shape)):
+        found_box = tuple(slice(w.start + b.start, w.stop + b.start) for w, b in zip(where, box))
+        roi = fitted_view(self.manifest, self.volume.shape, spacing, found_box)
+        if view_mm(roi, spacing) > 0.8 * view_mm(self.last_roi, spacing):
             return box, values, model_s, runs, soft
-        roi = isotropic_roi(lo, hi, spacing, tuple(self.manifest["patch_shape"]), size)
         prob, seconds = self._run_model(prompts, roi)
         box2, values2 = to_scan(prob, roi, self.volume.shape)
         union = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(box, box2))
@@ -102,14 +110,11 @@ def main(argv=None) -> int:
             session = InteractiveSession(model)
             session.set_volume(volume)
             first = session.add_click(ijk=tuple(centre), positive=True).mask > 0
-            first_view = float(session.last_roi.step[0] * volume.spacing[::-1][0] * min(session.last_roi.shape))
-            second = fitted_second_look(session, model, volume, first)
+            first_view = view_mm(session.last_roi, volume.spacing[::-1])
+            second, roi = fitted_second_look(session, model, volume, first)
             pairs.append((ellipsoid.dice(first, truth), ellipsoid.dice(second, truth)))
-            box = ndimage.find_objects(first.astype(np.uint8))[0]
-            extent = max((b.stop - b.start) * s for b, s in zip(box, volume.spacing[::-1]))
-            fitted = min(max(extent * session.manifest["spacing_policy"].get("margin", 1.4), 24.0), 96.0)
             print(f"| {grid} | {' x '.join(map(str, semi))} | {pairs[-1][0]:.3f} | {pairs[-1][1]:.3f} | "
-                  f"{first_view:.0f} | {fitted:.0f} |", flush=True)
+                  f"{first_view:.0f} | {view_mm(roi, volume.spacing[::-1]):.0f} |", flush=True)
     first, second = np.array(pairs).T
     print(f"\nmean {first.mean():.3f} -> {second.mean():.3f}, min {first.min():.3f} -> {second.min():.3f}")
     return 0

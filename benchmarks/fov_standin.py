@@ -31,13 +31,14 @@ from inference.normalize import intensity_stats  # noqa: E402
 from sequence_standin import unseen_cases, write_derived  # noqa: E402
 
 
-def padded(image: sitk.Image, factor: float, seed: int = 0) -> sitk.Image:
+def padded(image: sitk.Image, factor: float, seed: int = 0) -> tuple[sitk.Image, list[int]]:
+    """(The scan with air around its long axes, the voxels added before and after along each axis i, j, k)."""
     array = sitk.GetArrayFromImage(image).astype(np.float32)
     air = array[array <= np.percentile(array, 5)]
     level, spread = float(np.percentile(array, 1)), float(air.std())
     size = np.array(image.GetSize())  # i, j, k
     grow = np.where(size >= 1.5 * size.min(), np.ceil(size * (factor - 1) / 2), 0).astype(int)
-    out = sitk.ConstantPad(sitk.Cast(image, sitk.sitkFloat32), [int(g) for g in grow], [int(g) for g in grow], level)
+    out = sitk.ConstantPad(sitk.Cast(image, sitk.sitkFloat32), grow.tolist(), grow.tolist(), level)
     values = sitk.GetArrayFromImage(out)
     inside = np.zeros(values.shape, bool)
     inside[tuple(slice(g, g + n) for g, n in zip(grow[::-1], size[::-1]))] = True
@@ -45,7 +46,7 @@ def padded(image: sitk.Image, factor: float, seed: int = 0) -> sitk.Image:
     values[~inside] += rng.normal(0.0, spread, int((~inside).sum())).astype(np.float32)
     result = sitk.GetImageFromArray(values)
     result.CopyInformation(out)
-    return result
+    return result, [int(g) for g in grow]
 
 
 def cropped_box(label: sitk.Image, margin_mm: float) -> tuple[list[int], list[int]]:
@@ -73,8 +74,7 @@ def make(source: Path, out: Path, split: Path | None, mode: str, factor: float, 
     for case in cases:
         image, label = sitk.ReadImage(str(source / case["image"])), sitk.ReadImage(str(source / case["label"]))
         if mode == "pad":
-            new_image = padded(image, factor)
-            grow = [int(v) for v in np.round(np.array(new_image.GetSize()) - np.array(image.GetSize())) // 2]
+            new_image, grow = padded(image, factor)
             new_label = sitk.ConstantPad(label, grow, grow, 0)
         else:
             lower, upper = cropped_box(label, margin_mm)
