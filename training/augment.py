@@ -8,18 +8,20 @@ import numpy as np
 from scipy import ndimage
 
 
-def augment_geometry(rng, image, gt, others, points):
-    """Random flips and axis order, applied alike to the arrays and to points (patch coordinates)."""
-    shape = np.array(image.shape)
+def augment_geometry(rng, arrays, points):
+    """Random flips and axis order, applied alike to every array (image, target, others, soft target) and to points
+    (patch coordinates): (arrays, points)."""
+    arrays = list(arrays)
+    shape = np.array(arrays[0].shape)
     points = [np.asarray(p, dtype=np.float64).copy() for p in points]
     for axis in range(3):
         if rng.random() < 0.5:
-            image, gt, others = (np.flip(a, axis) for a in (image, gt, others))
+            arrays = [np.flip(a, axis) for a in arrays]
             for p in points:
                 p[axis] = shape[axis] - 1 - p[axis]
     order = rng.permutation(3)
-    image, gt, others = (np.ascontiguousarray(a.transpose(order)) for a in (image, gt, others))
-    return image, gt, others, [p[order] for p in points]
+    arrays = [np.ascontiguousarray(a.transpose(order)) for a in arrays]
+    return arrays, [p[order] for p in points]
 
 
 def thick_slices(rng, image: np.ndarray) -> np.ndarray:

@@ -149,7 +149,7 @@ class ExampleStream:
         pairs = [to_arrays(e, self.manifest) for e in examples]
         images = np.stack([p[0] for p in pairs])
         clicks = np.stack([p[1] for p in pairs])
-        targets = np.stack([e["gt"][None] for e in examples]).astype(np.float32)
+        targets = np.stack([e.get("soft", e["gt"])[None] for e in examples]).astype(np.float32)  # soft: training.soft_target
         return images, clicks, targets
 
     def close(self) -> None:

@@ -40,13 +40,14 @@ def dice_bce_loss(logits, targets, band_weight: float = 0.0, band_width: int = 2
     """BCE (weighted up by `band_weight` around the reference edge, by `error_weight` where the previous mask
     was wrong and by the normalised focal weight when `focal_gamma` > 0) plus soft Dice per example (the Dice term
     keeps small objects from vanishing in the average); the same loss as the PyTorch twin's."""
-    weights = 1.0 + band_weight * boundary_band(targets, band_width) if band_weight else paddle.ones_like(targets)
+    mask = (targets > 0.5).astype("float32")  # soft targets: the band and the errors are the mask's
+    weights = 1.0 + band_weight * boundary_band(mask, band_width) if band_weight else paddle.ones_like(targets)
     missed, extra = error_weights(error_weight)
     if (missed or extra) and previous is not None:
-        error = previous_error(previous, targets)
+        error = previous_error(previous, mask)
         weights = weights + extra * error.clip(min=0) + missed * (-error).clip(min=0)
     if focal_gamma:
-        weights = weights * focal_scale(logits, targets, focal_gamma)
+        weights = weights * focal_scale(logits, mask, focal_gamma)
     bce = (F.binary_cross_entropy_with_logits(logits, targets, reduction="none") * weights).sum() / weights.sum()
     prob = F.sigmoid(logits)
     axes = [1, 2, 3, 4]

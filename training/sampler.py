@@ -10,6 +10,7 @@ from inference.normalize import normalize
 from inference.roi import sample
 
 from .augment import augment_intensity, augment_geometry
+from .soft_target import coverage
 from .clicks import first_click_sets, first_positive, first_positive_from_sets, initial_clicks
 from .prompt_sim import region_prompt, scribble_clicks
 from .pseudo_objects import neighbour_values, paste_shape, smooth_shape
@@ -47,7 +48,8 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
     "synthetic" are the probabilities of a target that is two neighbouring labels, a supervoxel, or a smooth shape
     pasted onto the image; "box" / "lasso" / "scribble" those of a first prompt of that kind; "contrast": "random"
     turns on contrast randomisation; "intensity_scale": [lo, hi] multiplies half the images by a factor in that
-    range (augment.wide_scale).
+    range (augment.wide_scale); "soft_target": true adds "soft", the fraction of each view voxel the object covers
+    (training.soft_target), which the loss then uses in place of the mask.
     """
     options = options or {}
     target = draw_target_and_roi(rng, case, manifest, options)
@@ -70,7 +72,11 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
         others = (scan_labels > 0) & ~gt
     if gt.sum() < 20:
         return None
-    image, gt, others, (start_click,) = augment_geometry(rng, image, gt, others, [roi.to_patch(first_scan)])
+    # The soft target is computed before any draw below, so the recipe's random numbers stay as they were.
+    soft = soft_target(target, roi) if options.get("soft_target") else None
+    arrays = (image, gt, others) if soft is None else (image, gt, others, soft)
+    arrays, (start_click,) = augment_geometry(rng, arrays, [roi.to_patch(first_scan)])
+    image, gt, others = arrays[:3]
     image = augment_intensity(rng, image, options.get("contrast", "gamma"), options.get("intensity_scale"))
 
     refine = rng.random() < 0.1
@@ -90,7 +96,18 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
         pass  # a box or lasso alone: the user has not clicked yet
     elif start_click is not None or refine or region is not None:
         clicks = clicks + initial_clicks(rng, gt, others, start_click)
-    return {"image": image, "gt": gt, "previous": previous, "clicks": clicks, "voxel_mm": voxel_mm, "region": region}
+    example = {"image": image, "gt": gt, "previous": previous, "clicks": clicks, "voxel_mm": voxel_mm, "region": region}
+    if soft is not None:
+        example["soft"] = arrays[3]
+    return example
+
+
+def soft_target(target: dict, roi) -> np.ndarray | None:
+    """The covered fraction of each view voxel (training.soft_target) for a label target; a synthetic shape is drawn
+    on the view grid itself, so its mask is its target (None: the loss uses the mask)."""
+    if target["kind"] == "synthetic":
+        return None
+    return coverage(target["label_map"], roi, target["values"])
 
 
 def _prompt_kind(rng, options: dict) -> str | None:

@@ -144,15 +144,17 @@ def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: f
     """BCE (weighted up by `band_weight` in the band around the reference edge, where the spine error lies, by
     `error_weight` where the previous mask was wrong, which is what a correcting click asks to change: a number, or
     (missed, extra) as training.loss_weights.error_weights reads a config, and by the normalised focal weight when
-    `focal_gamma` > 0) plus soft Dice per example (keeps small objects from vanishing in the average). In fp32."""
+    `focal_gamma` > 0) plus soft Dice per example (keeps small objects from vanishing in the average). In fp32.
+    `targets` may be soft (the covered fraction of each voxel): BCE and Dice take them as they are."""
     logits = logits.float()
-    weights = 1.0 + band_weight * boundary_band(targets, band_width) if band_weight else torch.ones_like(targets)
+    mask = (targets > 0.5).float()  # soft targets (training.soft_target): the band and the errors are the mask's
+    weights = 1.0 + band_weight * boundary_band(mask, band_width) if band_weight else torch.ones_like(targets)
     missed, extra = error_weights(error_weight)
     if (missed or extra) and previous is not None:
-        error = previous_error(previous.float(), targets)
+        error = previous_error(previous.float(), mask)
         weights = weights + extra * error.clamp(min=0) + missed * (-error).clamp(min=0)
     if focal_gamma:
-        weights = weights * focal_scale(logits, targets, focal_gamma)
+        weights = weights * focal_scale(logits, mask, focal_gamma)
     bce = F.binary_cross_entropy_with_logits(logits, targets, weight=weights, reduction="sum") / weights.sum()
     prob = torch.sigmoid(logits)
     dims = (1, 2, 3, 4)

@@ -167,7 +167,7 @@ def test_augment_geometry_moves_points_with_the_voxels():
     points = [np.array(p, float) for p in ((0, 0, 0), (6, 8, 10), (3, 2, 9), (5, 7, 1))]
     seen = set()
     for seed in range(16):
-        new_image, new_gt, new_others, new_points = augment_geometry(np.random.default_rng(seed), image, gt, others, points)
+        (new_image, new_gt, new_others), new_points = augment_geometry(np.random.default_rng(seed), (image, gt, others), points)
         seen.add(new_image.shape)
         for before, after in zip(points, new_points):
             b, a = _rounded(before), _rounded(after)
