@@ -16,6 +16,7 @@ from .clickmaps import Click
 from .errors import ClickError, SessionError, VolumeError
 from .mask_ops import bounding_box, changed_box, clean_components, grow_from_click
 from .model_input import choose_roi, from_model_order, model_inputs, stroke_windows, widened_roi
+from .nested_views import keep_finer
 from .normalize import intensity_stats
 from .prompts import REGION, Box, channel_names, Lasso, Scribble, box_corners, plane_of, prompt_points_kji, region_channel, scribble_points
 from .roi import to_scan
@@ -292,11 +293,12 @@ class InteractiveSession:
             # 0.003 and cost a second run on over half the strokes (benchmarks/results/experiments/scribble_one_view.md).
             max_runs = 1
         roi = choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, 1.0, focus, extent_known)
-        first_size, model_s, runs = roi.step[0] * spacing_kji[0], 0.0, 0
+        first_size, model_s, runs, views = roi.step[0] * spacing_kji[0], 0.0, 0, []
         while True:
             prob, seconds = self._run_model(prompts, roi, self._soft_previous(roi))
             model_s += seconds
             runs += 1
+            views.append((roi, prob))
             found = prob > threshold
             if runs >= max_runs or not _touches_inner_face(found, roi, volume.shape):
                 break
@@ -311,6 +313,10 @@ class InteractiveSession:
                 break  # as far out as the policy allows, or at the size limit: another run would see the same
             roi = wider
         box, values = to_scan(prob, roi, volume.shape)
+        ramp = manifest["spacing_policy"].get("keep_finer_view")
+        finer = [(r, p) for r, p in views[:-1] if r.step[0] < roi.step[0] * 0.9]  # zoomed out, not just recentred
+        if ramp and finer:
+            values = keep_finer(box, values, finer, volume.shape, float(ramp))
         self.last_roi = roi
         soft = (roi, prob.astype(np.float32)) if manifest.get("previous_mask") == "soft" else None
         return box, values, model_s, runs, soft
