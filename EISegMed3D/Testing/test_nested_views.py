@@ -1,0 +1,67 @@
+"""The engine's "keep_finer_view" (inference/nested_views.py): after zooming out, the finer view's answer is kept
+inside it, blended to the wider view's towards its faces."""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_weight_is_zero_at_a_views_faces_and_one_a_ramp_inside():
+    from inference.nested_views import face_weight
+    from inference.roi import Roi
+
+    roi = Roi(np.array([10.0, 10.0, 10.0]), np.array([2.0, 2.0, 2.0]), (16, 16, 16))  # scan 10..40 on each axis
+    region = (slice(10, 41), slice(24, 27), slice(24, 27))
+    weight = face_weight(roi, region, ramp=4)
+    row = weight[:, 1, 1]
+    assert row[0] == 0.0 and row[-1] == 0.0  # at the faces
+    np.testing.assert_allclose(row[[2, 4, 6]], [0.25, 0.5, 0.75])  # 1, 2, 3 view voxels in
+    assert np.all(row[8:23] == 1.0)  # 4 or more view voxels in, on every axis
+    corner = face_weight(roi, (slice(12, 13), slice(12, 13), slice(24, 25)), ramp=4)
+    assert corner.item() == pytest.approx(0.25 * 0.25)  # the product over the axes
+
+
+def test_the_finer_answer_replaces_the_wider_one_in_its_middle_only():
+    from inference.nested_views import keep_finer
+    from inference.roi import Roi, to_scan
+
+    scan = (60, 60, 60)
+    wide = Roi(np.array([0.0, 0.0, 0.0]), np.array([2.0, 2.0, 2.0]), (30, 30, 30))
+    fine = Roi(np.array([15.0, 15.0, 15.0]), np.array([1.0, 1.0, 1.0]), (30, 30, 30))  # scan 15..44
+    box, values = to_scan(np.zeros(wide.shape, np.float32), wide, scan)
+    merged = keep_finer(box, values, [(fine, np.ones(fine.shape, np.float32))], scan, ramp=5)
+    assert np.all(values == 0.0)  # not changed in place
+    assert merged[30, 30, 30] == pytest.approx(1.0)  # the middle: the finer view's answer
+    assert merged[15, 30, 30] == pytest.approx(0.0) and merged[17, 30, 30] == pytest.approx(0.4)  # towards its face
+    assert np.all(merged[:15] == 0.0) and np.all(merged[45:] == 0.0)  # outside it: the wider view's
+
+
+@pytest.mark.parametrize("grid", ["1 mm", "0.9x1.1x3.5 mm oblique"])
+def test_a_long_bright_ellipsoid_keeps_what_the_first_view_saw(grid):
+    """The bundled model answers a 35 x 12 x 12 mm ellipsoid exactly in its first 64 mm view and badly in the 96 mm
+    one it zooms out to (a hole at the click): with the option the answer keeps the first view's middle."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import ellipsoid
+    from inference import InteractiveSession, load_model
+
+    model = load_model(REPO / "EISegMed3D" / "Resources" / "Models" / "eiseg-vnet-universal", backend="onnx", threads=1)
+    spacing, direction = ellipsoid.GRIDS[grid]
+    volume, truth, centre = ellipsoid.ellipsoid_scan((35, 12, 12), spacing, direction)
+    scores = {}
+    for ramp in (None, 8):
+        model.manifest = copy.deepcopy(model.manifest)
+        model.manifest["spacing_policy"].pop("keep_finer_view", None)
+        if ramp:
+            model.manifest["spacing_policy"]["keep_finer_view"] = ramp
+        session = InteractiveSession(model)
+        session.set_volume(volume)
+        result = session.add_click(ijk=tuple(centre), positive=True)
+        assert result.runs == 2  # zoomed out once either way
+        scores[ramp] = ellipsoid.dice(result.mask > 0, truth)
+    assert scores[None] < 0.75 and scores[8] > 0.88
