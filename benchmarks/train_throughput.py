@@ -64,6 +64,12 @@ PIPELINES = {
                                "processes": 1, "override": override, "command": torch_command, "env": {}}
        for label, override in (("one example worker at nice 10", {"workers": 1, "worker_nice": 10}),
                                ("examples made in the train process (workers 0)", {"workers": 0}))},
+    # v13's pair (soft targets; click passes 0-5 or 0-3), at the bundled recipe's 2 threads and no example worker
+    # (the runs themselves went side by side at 1 thread each)
+    **{f"recipe v13, {label}": {"config": f"training/configs/cpu_universal_v13{x}.json", "steps": 70, "warmup": 10,
+                                "processes": 1, "override": {"threads": 2, "workers": 0}, "command": torch_command,
+                                "env": {}}
+       for label, x in (("soft targets, click passes 0-5 (v13a)", "a"), ("soft targets, click passes 0-3 (v13b)", "b"))},
 }
 
 
