@@ -107,7 +107,7 @@ def soft_target(target: dict, roi) -> np.ndarray | None:
     on the view grid itself, so its mask is its target (None: the loss uses the mask)."""
     if target["kind"] == "synthetic":
         return None
-    return coverage(target["label_map"], roi, target["values"])
+    return coverage(target["label_map"], roi, target["values"], target["box"])
 
 
 def _prompt_kind(rng, options: dict) -> str | None:

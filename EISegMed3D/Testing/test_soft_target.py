@@ -143,3 +143,38 @@ def test_the_torch_stream_refuses_soft_targets(tmp_path):
     (tmp_path / "split.json").write_text(json.dumps({"train": []}), encoding="utf-8")
     with pytest.raises(ValueError, match="soft_target"):
         make_stream(config, {}, trainer=None)
+
+
+def _supersampled(labels: np.ndarray, values, roi, per_axis: int = 12) -> np.ndarray:
+    """The covered fraction by brute force: many points spread evenly over each view voxel's box, each reading the
+    scan voxel it falls in; only points inside the scan count, and a view voxel centred outside the scan is 0."""
+    offsets = (np.arange(per_axis) + 0.5) / per_axis - 0.5
+    out = np.zeros(roi.shape)
+    shape = np.array(labels.shape)
+    for n in np.ndindex(*roi.shape):
+        centre = roi.start + np.array(n) * roi.step
+        if np.any(centre < -0.5) or np.any(centre > shape - 0.5):
+            continue
+        grid = np.stack(np.meshgrid(*[centre[a] + offsets * roi.step[a] for a in range(3)], indexing="ij"), -1).reshape(-1, 3)
+        voxel = np.floor(grid + 0.5).astype(int)
+        inside = np.all((voxel >= 0) & (voxel < shape), axis=1)
+        hits = np.isin(labels[tuple(voxel[inside].T)], values)
+        out[n] = hits.mean()
+    return out
+
+
+def test_the_covered_fraction_matches_brute_force_and_the_objects_box_changes_nothing():
+    from inference.roi import Roi
+    from training.soft_target import coverage
+
+    labels = np.zeros((30, 26, 22), np.int16)
+    labels[5:20, 8:21, 3:15] = 2
+    labels[12:25, 2:9, 10:20] = 5
+    for step, start in ((np.array([1.7, 1.3, 2.1]), np.array([-1.2, 0.4, -0.8])),  # coarser than the scan, past its edge
+                        (np.array([0.45, 0.8, 1.0]), np.array([4.3, 3.1, 2.0]))):  # finer along k (thick slices)
+        roi = Roi(start, step, (12, 14, 10))
+        fast = coverage(labels, roi, [2])
+        np.testing.assert_allclose(fast, _supersampled(labels, [2], roi), atol=0.03)
+        box = (slice(5, 20), slice(8, 21), slice(3, 15))
+        np.testing.assert_allclose(coverage(labels, roi, [2], box), fast, atol=1e-6)
+        assert 0 < np.mean((fast > 0) & (fast < 1)) < 0.5  # soft at the edges only
