@@ -10,10 +10,10 @@ from inference.normalize import normalize
 from inference.roi import sample
 
 from .augment import augment_intensity, augment_geometry
-from .soft_target import coverage
 from .clicks import first_click_sets, first_positive, first_positive_from_sets, initial_clicks
 from .prompt_sim import region_prompt, scribble_clicks
 from .pseudo_objects import neighbour_values, paste_shape, smooth_shape
+from .soft_target import coverage
 
 
 def object_boxes(label: np.ndarray) -> dict:
@@ -72,7 +72,7 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
         others = (scan_labels > 0) & ~gt
     if gt.sum() < 20:
         return None
-    # The soft target is computed before any draw below, so the recipe's random numbers stay as they were.
+    # The soft target draws no random number: with or without it, an example's draws are the same.
     soft = soft_target(target, roi) if options.get("soft_target") else None
     arrays = (image, gt, others) if soft is None else (image, gt, others, soft)
     arrays, (start_click,) = augment_geometry(rng, arrays, [roi.to_patch(first_scan)])
