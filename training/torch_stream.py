@@ -24,6 +24,7 @@ from . import torch_ops as ops
 from .augment import random_curve, wide_scale
 from .batches import case_weights
 from .sampler import _prompt_kind, click_channel_names
+from .soft_target import axis_overlaps, dense, read_region
 from .stream_plans import cpu_part, draw_plan, init_planner, load_source, plan_once, plan_slot, source_of
 
 DIFFERENCES = """\
@@ -108,7 +109,7 @@ class TorchExampleStream:
         maps = {"previous_mask": examples["previous"], "positive_clicks": examples["pos"],
                 "negative_clicks": examples["neg"], "region": examples["region"]}
         clicks = torch.stack([maps[name] for name in self.names], 1)
-        return examples["image"][:, None], clicks, examples["gt"][:, None].float()
+        return examples["image"][:, None], clicks, examples.get("soft", examples["gt"].float())[:, None]
 
     def close(self) -> None:
         self.volumes = []
@@ -136,6 +137,8 @@ class TorchExampleStream:
             image, gt, others = self._patch(rng, plan, g)
             if int(gt.sum()) >= 20:  # as make_example: a sliver is no target
                 plan.update(image=image, gt=gt, others=others)
+                if self.options.get("soft_target"):
+                    plan["soft"] = self._soft(plan) if plan["kind"] != "synthetic" else gt.float()
                 return plan
             plan = None
         raise RuntimeError("no training example with a target of 20 voxels or more in 1000 draws")
@@ -161,12 +164,31 @@ class TorchExampleStream:
         others = (labels[0] > 0) & ~gt
         return image, gt, others
 
+    def _soft(self, plan: dict) -> torch.Tensor:
+        """training.soft_target.coverage on the device: the covered fraction of each view voxel, by one matrix
+        product per axis."""
+        label_volume = self.volumes[plan["case"]][1]
+        source = label_volume[0, 1 if plan["kind"] == "supervoxel" else 0]
+        roi = plan["roi"]
+        first, stop = read_region(source.shape, roi, plan["box"])
+        crop = source[first[0]:stop[0], first[1]:stop[1], first[2]:stop[2]]
+        out = torch.zeros(crop.shape, dtype=torch.bool, device=self.device)
+        for value in plan["values"]:
+            out |= crop == float(value)
+        out = out.float()
+        for axis, (index, weight) in enumerate(axis_overlaps(roi, source.shape, first, stop)):
+            matrix = torch.from_numpy(dense(index, weight, int(stop[axis] - first[axis]))).to(self.device)
+            out = torch.movedim(torch.tensordot(matrix, out, dims=([1], [axis])), 0, axis)
+        return out.clamp(0.0, 1.0)
+
     # --- the batch: geometry, intensity, prompts ---------------------------------------------------------------
     def _assemble(self, rngs, slots, g) -> dict:
-        images, gts, others, starts, voxel_mm = [], [], [], [], []
+        images, gts, others, starts, voxel_mm, softs = [], [], [], [], [], []
         for rng, slot in zip(rngs, slots):
-            image, gt, other, start, order = _geometry(rng, slot["image"], slot["gt"], slot["others"],
-                                                       slot["roi"].to_patch(slot["first_scan"]))
+            arrays = [slot["image"], slot["gt"], slot["others"]] + ([slot["soft"]] if "soft" in slot else [])
+            moved, start, order = _geometry(rng, arrays, slot["roi"].to_patch(slot["first_scan"]))
+            image, gt, other = moved[:3]
+            softs.extend(moved[3:])
             images.append(_intensity(rng, image, self.options.get("contrast", "gamma"), g,
                                      self.options.get("intensity_scale")))
             gts.append(gt), others.append(other), starts.append(start)
@@ -183,6 +205,8 @@ class TorchExampleStream:
                     "points": torch.zeros((batch, 0, 3), dtype=torch.float64, device=self.device),
                     "positive": torch.zeros((batch, 0), dtype=torch.bool, device=self.device),
                     "valid": torch.zeros((batch, 0), dtype=torch.bool, device=self.device)}
+        if softs:
+            examples["soft"] = torch.stack(softs)
 
         # Refinement of an imperfect mask (10 %), then the first prompt's kind, as make_example draws them.
         refine = [rng.random() < 0.1 for rng in rngs]
@@ -316,17 +340,18 @@ def _paste(rng, image: torch.Tensor, mask: torch.Tensor, g) -> torch.Tensor:
     return image * (1 - alpha) + fill * alpha
 
 
-def _geometry(rng, image, gt, others, point):
-    """augment.augment_geometry: flips and an axis order, alike for the arrays and the point."""
+def _geometry(rng, arrays, point):
+    """augment.augment_geometry: flips and an axis order, alike for the arrays and the point: (arrays, point,
+    axis order)."""
     point = np.asarray(point, dtype=np.float64).copy()
-    shape = np.array(image.shape)
+    shape = np.array(arrays[0].shape)
     flips = [axis for axis in range(3) if rng.random() < 0.5]
     for axis in flips:
         point[axis] = shape[axis] - 1 - point[axis]
     order = rng.permutation(3)
     moved = [a.flip(flips).permute(*order.tolist()).contiguous() if flips else a.permute(*order.tolist()).contiguous()
-             for a in (image, gt, others)]
-    return (*moved, point[order], order)
+             for a in arrays]
+    return moved, point[order], order
 
 
 def _intensity(rng, image: torch.Tensor, contrast: str, g, scale_range=None) -> torch.Tensor:

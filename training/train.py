@@ -126,9 +126,6 @@ def make_stream(config: dict, manifest: dict, trainer):
     if config.get("stream", "cpu") == "torch":
         from .torch_stream import TorchExampleStream
 
-        if (config.get("sampling") or {}).get("soft_target"):
-            raise ValueError("sampling soft_target works with the CPU example stream (training.batches), not the torch stream")
-
         return TorchExampleStream.from_config(config, keys, manifest, trainer.device)
     return ExampleStream(config["cache"], keys, manifest, config["batch_size"], config["seed"], config.get("workers", 0),
                          config.get("case_sampling", "case"), config.get("sampling"), config.get("keep_freed_memory", True),

@@ -136,15 +136,6 @@ def test_the_loss_takes_soft_targets_but_weights_the_masks_band_in_both_framewor
     assert 0.45 < p[4, 8, 8] < 0.85 and 0.15 < p[3, 8, 8] < 0.5
 
 
-def test_the_torch_stream_refuses_soft_targets(tmp_path):
-    from training.train import make_stream
-
-    config = {"stream": "torch", "sampling": {"soft_target": True}, "split": str(tmp_path / "split.json")}
-    (tmp_path / "split.json").write_text(json.dumps({"train": []}), encoding="utf-8")
-    with pytest.raises(ValueError, match="soft_target"):
-        make_stream(config, {}, trainer=None)
-
-
 def _supersampled(labels: np.ndarray, values, roi, per_axis: int = 12) -> np.ndarray:
     """The covered fraction by brute force: many points spread evenly over each view voxel's box, each reading the
     scan voxel it falls in; only points inside the scan count, and a view voxel centred outside the scan is 0."""

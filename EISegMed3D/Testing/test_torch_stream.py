@@ -295,3 +295,34 @@ def test_the_device_command_trains_on_cpu_without_paddle_simpleitk_skimage_or_tq
         assert not np.allclose(trained["head.weight"], start["head.weight"])
     left = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert len(left) <= 8 and not any("tmp_" in name for name in left)
+
+
+def test_soft_targets_on_the_device_are_the_cpu_recipes(cache):
+    """sampling "soft_target" in the torch stream: the covered fraction computed on the device equals
+    training.soft_target.coverage for the same plan, travels through flips and axis order with the mask, and is
+    what the trainer gets as its target."""
+    from training.soft_target import coverage
+    from training.stream_plans import load_cases, plan_once
+    from training.torch_stream import TorchExampleStream
+
+    options = {**OPTIONS, "soft_target": True}
+    soft_stream = TorchExampleStream(load_cases(cache, KEYS[:2], True), _manifest(), 4, 5, "case", options, "cpu")
+    rng = np.random.default_rng(11)
+    compared = 0
+    while compared < 6:
+        plan = plan_once(rng, soft_stream.cases, soft_stream.weights, soft_stream.manifest, options)
+        if plan is None or plan["kind"] == "synthetic":
+            continue
+        case = soft_stream.cases[plan["case"]]
+        labels = case["supervoxels"] if plan["kind"] == "supervoxel" else case["label"]
+        expected = coverage(labels, plan["roi"], plan["values"], plan["box"])
+        np.testing.assert_allclose(soft_stream._soft(plan).numpy(), expected, atol=1e-5)
+        compared += 1
+    examples = soft_stream.batch(0)
+    _, _, targets = soft_stream.arrays(examples)
+    gt = examples["gt"][:, None]
+    assert torch.equal(targets, examples["soft"][:, None])
+    assert ((targets > 0.5) == gt).float().mean() > 0.97  # moved with the mask
+    assert bool(((targets > 0.05) & (targets < 0.95)).any())  # soft at the edges
+    plain = TorchExampleStream(load_cases(cache, KEYS[:2], True), _manifest(), 4, 5, "case", OPTIONS, "cpu")
+    assert torch.equal(plain.arrays(plain.batch(0))[2], plain.batch(0)["gt"][:, None].float())
