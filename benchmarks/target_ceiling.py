@@ -22,20 +22,16 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "EISegMed3D"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inference.model_input import choose_roi  # noqa: E402
+from fitted_view_probe import fitted_view  # noqa: E402
 from inference.roi import sample, to_scan  # noqa: E402
+from training.evaluation.metrics import iou  # noqa: E402
 from training.soft_target import coverage  # noqa: E402
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
-
-
 def object_ceiling(manifest: dict, mask: np.ndarray, spacing_kji) -> dict:
-    box = ndimage.find_objects(mask.astype(np.uint8))[0]
-    corners = np.array([[s.start for s in box], [s.stop - 1 for s in box]], dtype=np.float64)
-    roi = choose_roi(manifest, mask.shape, spacing_kji, corners, box)
+    roi = fitted_view(manifest, mask.shape, spacing_kji, ndimage.find_objects(mask.astype(np.uint8))[0])
     row = {}
     for name, patch in (("hard", sample(mask.astype(np.float32), roi, order=0, mode="constant")),
                         ("soft", coverage(mask, roi))):

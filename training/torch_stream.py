@@ -157,10 +157,7 @@ class TorchExampleStream:
                                   self.device)
             image = _paste(rng, image, gt, g)
         else:
-            source = labels[1] if plan["kind"] == "supervoxel" else labels[0]
-            gt = torch.zeros(source.shape, dtype=torch.bool, device=self.device)
-            for value in plan["values"]:
-                gt |= source == float(value)
+            gt = _member(labels[1] if plan["kind"] == "supervoxel" else labels[0], plan["values"])
         others = (labels[0] > 0) & ~gt
         return image, gt, others
 
@@ -171,11 +168,7 @@ class TorchExampleStream:
         source = label_volume[0, 1 if plan["kind"] == "supervoxel" else 0]
         roi = plan["roi"]
         first, stop = read_region(source.shape, roi, plan["box"])
-        crop = source[first[0]:stop[0], first[1]:stop[1], first[2]:stop[2]]
-        out = torch.zeros(crop.shape, dtype=torch.bool, device=self.device)
-        for value in plan["values"]:
-            out |= crop == float(value)
-        out = out.float()
+        out = _member(source[first[0]:stop[0], first[1]:stop[1], first[2]:stop[2]], plan["values"]).float()
         for axis, (index, weight) in enumerate(axis_overlaps(roi, source.shape, first, stop)):
             matrix = torch.from_numpy(dense(index, weight, int(stop[axis] - first[axis]))).to(self.device)
             out = torch.movedim(torch.tensordot(matrix, out, dims=([1], [axis])), 0, axis)
@@ -338,6 +331,14 @@ def _paste(rng, image: torch.Tensor, mask: torch.Tensor, g) -> torch.Tensor:
     texture = ops.gaussian(torch.randn(image.shape, generator=g, device=image.device), float(rng.uniform(0.5, 2.0)))
     fill = level + contrast + float(rng.uniform(0.0, 0.5)) * inside_sd * texture / texture.std().clamp_min(1e-6)
     return image * (1 - alpha) + fill * alpha
+
+
+def _member(labels: torch.Tensor, values) -> torch.Tensor:
+    """Where `labels` holds one of `values` (np.isin on the device)."""
+    found = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    for value in values:
+        found |= labels == float(value)
+    return found
 
 
 def _geometry(rng, arrays, point):
