@@ -5,7 +5,7 @@ import numpy as np
 from scipy import ndimage
 
 from inference.clickmaps import ball_radius, draw_ball
-from inference.model_input import choose_roi
+from inference.model_input import ZOOM_STEP, choose_roi
 from inference.normalize import normalize
 from inference.roi import sample
 
@@ -49,7 +49,8 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
     pasted onto the image; "box" / "lasso" / "scribble" those of a first prompt of that kind; "contrast": "random"
     turns on contrast randomisation; "intensity_scale": [lo, hi] multiplies half the images by a factor in that
     range (augment.wide_scale); "soft_target": true adds "soft", the fraction of each view voxel the object covers
-    (training.soft_target), which the loss then uses in place of the mask.
+    (training.soft_target), which the loss then uses in place of the mask; "zoomed_out": p draws that share of the
+    unknown-extent views one engine zoom step wider.
     """
     options = options or {}
     target = draw_target_and_roi(rng, case, manifest, options)
@@ -139,6 +140,11 @@ def draw_target_and_roi(rng, case: dict, manifest: dict, options: dict) -> dict 
         return None
     known = rng.random() < 0.5
     zoom = rng.uniform(0.75, 1.4) if known else rng.uniform(0.8, 1.3)
+    if not known and options.get("zoomed_out", 0.0) and rng.random() < options["zoomed_out"]:
+        # The view the engine turns to when a first click's answer touches the faces: one zoom step wider (capped
+        # at the policy's largest view). Long objects are answered there, at coarser voxels, and the recipe's
+        # unknown-extent views never reached it (the 35 mm ellipsoid: 24 mm across in the first view, 18 in it).
+        zoom *= ZOOM_STEP
     roi = choose_roi(manifest, case["label"].shape, case["spacing_kji"], [target["first_scan"]],
                      target["box"] if known else None, zoom)
     target["roi"] = type(roi)(roi.start + rng.uniform(-0.1, 0.1, 3) * np.array(roi.shape) * roi.step, roi.step, roi.shape)

@@ -416,6 +416,32 @@ def test_default_sampling_is_unchanged_by_the_new_options(synth):
     assert a["region"] is None
 
 
+def test_zoomed_out_views_are_the_engines_next_view_for_an_unknown_extent():
+    """"zoomed_out" widens that share of the unknown-extent views by the session's zoom step, never past the policy's
+    largest view; off (0 or absent) it draws view for view as before."""
+    from inference.model_input import ZOOM_STEP
+    from training.sampler import draw_target_and_roi, object_boxes
+
+    manifest = json.loads((REPO / "EISegMed3D/Resources/Models/eiseg-vnet-universal/model.json").read_text("utf-8"))
+    policy = manifest["spacing_policy"]
+    label = np.zeros((160, 160, 160), np.uint8)
+    label[76:84, 76:84, 76:84] = 1  # 8 mm: a known-extent view stays small, so a wide view is an unknown one
+    case = {"label": label, "values": np.array([1]), "boxes": object_boxes(label), "spacing_kji": np.ones(3)}
+
+    def edges(options):
+        views = [draw_target_and_roi(np.random.default_rng(seed), case, manifest, options)["roi"] for seed in range(120)]
+        return np.array([roi.step[0] * roi.shape[0] for roi in views])
+
+    before = edges({"soft_target": True})
+    np.testing.assert_array_equal(before, edges({"soft_target": True, "zoomed_out": 0.0}))
+    assert before.max() <= policy["initial_roi_mm"] * 1.3 + 1e-6
+    wide = edges({"soft_target": True, "zoomed_out": 1.0})
+    assert wide.max() <= policy["max_roi_mm"] + 1e-6
+    unknown = wide > policy["initial_roi_mm"] * 1.3 + 1e-6  # 0.8-1.3 x the first view, one step wider
+    assert 0.35 < unknown.mean() < 0.65  # half the views are unknown-extent ones, all of them widened
+    assert wide[unknown].min() >= policy["initial_roi_mm"] * 0.8 * ZOOM_STEP - 1e-6
+
+
 # --- the fast trainer end to end ------------------------------------------------------------------------------------
 def test_torch_training_with_every_prompt_and_target_kind_trains_checkpoints_and_resumes(synth, tmp_path):
     from training.pseudo_objects import main as supervoxel_main

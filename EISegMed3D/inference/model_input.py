@@ -15,6 +15,8 @@ from .prompts import channel_names, prompt_channels
 # wide, and off-centre (users draw on the largest slice, not the middle one): without this the first run cut
 # vertebral bodies off across the plane and a second, zoomed-out run was needed (benchmarks/prompts_latency.py).
 PLANAR_REACH = 1.5
+# How much wider each view is when the object touches the view's faces (the session's zoom-out; training draws it too).
+ZOOM_STEP = 1.5
 
 
 def choose_roi(manifest: dict, scan_shape, spacing_kji, points_kji, mask_box=None, zoom: float = 1.0,

@@ -15,14 +15,12 @@ from scipy.special import expit
 from .clickmaps import Click
 from .errors import ClickError, SessionError, VolumeError
 from .mask_ops import bounding_box, changed_box, clean_components, grow_from_click
-from .model_input import choose_roi, from_model_order, model_inputs, stroke_windows, widened_roi
+from .model_input import ZOOM_STEP, choose_roi, from_model_order, model_inputs, stroke_windows, widened_roi
 from .nested_views import keep_finer
 from .normalize import intensity_stats
 from .prompts import REGION, Box, channel_names, Lasso, Scribble, box_corners, plane_of, prompt_points_kji, region_channel, scribble_points
 from .roi import to_scan
 from .volume import Volume
-
-_ZOOM_STEP = 1.5
 
 
 @dataclass
@@ -287,7 +285,7 @@ class InteractiveSession:
         extent_known = any(isinstance(p, (Box, Lasso)) and p.positive for p in prompts)
         max_zoom = manifest["spacing_policy"].get("max_zoom_out", 1)
         threshold = manifest.get("threshold", 0.5)
-        max_runs = 1 + int(np.floor(np.log(max_zoom) / np.log(_ZOOM_STEP) + 1e-9))  # as many as zooming out takes
+        max_runs = 1 + int(np.floor(np.log(max_zoom) / np.log(ZOOM_STEP) + 1e-9))  # as many as zooming out takes
         if isinstance(prompts[-1], Scribble):
             # A stroke lies inside the object, and one view says nearly all: zooming out changed spine Dice@1 by
             # 0.003 and cost a second run on over half the strokes (benchmarks/results/experiments/scribble_one_view.md).
@@ -304,9 +302,9 @@ class InteractiveSession:
                 break
             # A first prompt's view may sit off the object's centre: centre the next on the find. Otherwise (a mask
             # centres the view, or the object is longer than it) zoom out around the prompts.
-            wider = widened_roi(manifest, spacing_kji, roi, found, points, None, focus, _ZOOM_STEP) if mask_box is None else None
+            wider = widened_roi(manifest, spacing_kji, roi, found, points, None, focus, ZOOM_STEP) if mask_box is None else None
             if wider is None:
-                zoom = roi.step[0] * spacing_kji[0] / first_size * _ZOOM_STEP
+                zoom = roi.step[0] * spacing_kji[0] / first_size * ZOOM_STEP
                 wider = choose_roi(manifest, volume.shape, spacing_kji, points, mask_box, zoom, focus, extent_known)
             if wider.step[0] * spacing_kji[0] / first_size > max_zoom + 1e-9 or (
                     np.allclose(wider.step, roi.step) and np.allclose(wider.start, roi.start)):
