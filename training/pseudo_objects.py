@@ -101,12 +101,22 @@ def smooth_shape(rng, shape, centre, semi_axes_vox) -> np.ndarray:
     return radius < 1.0 + rng.uniform(0.0, 0.3) * bumps
 
 
-def paste_shape(rng, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Paint `mask` into a normalised image with a random contrast (brighter or darker), texture and soft edge."""
+def edge_sigma(rng, sharp: float = 0.0) -> float:
+    """The blur of a pasted shape's edge in voxels, 0 for a step edge. A model that only ever saw blurred edges put
+    a step edge's boundary a voxel inside (a bright 6 mm sphere: 54 % of its volume, Dice 0.70; blurred by 0.6
+    voxel, 0.93): `sharp` is the share of step edges. No extra draw when it is 0 (earlier recipes draw as before)."""
+    sigma = rng.uniform(0.3, 1.5)
+    return 0.0 if sharp and rng.random() < sharp else sigma
+
+
+def paste_shape(rng, image: np.ndarray, mask: np.ndarray, sharp: float = 0.0) -> np.ndarray:
+    """Paint `mask` into a normalised image with a random contrast (brighter or darker), texture and soft edge;
+    with probability `sharp` the edge is a step (no blur): see edge_sigma."""
     inside_sd = float(image.std()) or 1.0
     level = float(np.median(image[~mask])) if (~mask).any() else 0.0
     contrast = rng.uniform(0.8, 4.0) * inside_sd * rng.choice([-1.0, 1.0])
-    alpha = ndimage.gaussian_filter(mask.astype(np.float32), rng.uniform(0.3, 1.5))
+    sigma = edge_sigma(rng, sharp)
+    alpha = ndimage.gaussian_filter(mask.astype(np.float32), sigma) if sigma else mask.astype(np.float32)
     texture = ndimage.gaussian_filter(rng.normal(size=image.shape).astype(np.float32), rng.uniform(0.5, 2.0))
     fill = level + contrast + rng.uniform(0.0, 0.5) * inside_sd * texture / max(float(texture.std()), 1e-6)
     return (image * (1 - alpha) + fill * alpha).astype(np.float32)

@@ -50,7 +50,8 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
     turns on contrast randomisation; "intensity_scale": [lo, hi] multiplies half the images by a factor in that
     range (augment.wide_scale); "soft_target": true adds "soft", the fraction of each view voxel the object covers
     (training.soft_target), which the loss then uses in place of the mask; "zoomed_out": p draws that share of the
-    unknown-extent views one engine zoom step wider.
+    unknown-extent views one engine zoom step wider; "sharp_edge": p gives that share of the synthetic shapes a step
+    edge (pseudo_objects.edge_sigma).
     """
     options = options or {}
     target = draw_target_and_roi(rng, case, manifest, options)
@@ -63,7 +64,7 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
     image = normalize(sample(case["image"], roi, order=1, mode="nearest"), manifest["normalization"], case["stats"])
     if target["kind"] == "synthetic":
         gt = smooth_shape(rng, roi.shape, roi.to_patch(target["centre"]), target["semi_mm"] / voxel_mm)
-        image = paste_shape(rng, image, gt)
+        image = paste_shape(rng, image, gt, options.get("sharp_edge", 0.0))
         others = sample(case["label"], roi, order=0, mode="constant", cval=0) > 0
         others &= ~gt
     else:

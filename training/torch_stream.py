@@ -23,6 +23,7 @@ from inference.clickmaps import ball_radius
 from . import torch_ops as ops
 from .augment import random_curve, wide_scale
 from .batches import case_weights
+from .pseudo_objects import edge_sigma
 from .sampler import _prompt_kind, click_channel_names
 from .soft_target import axis_overlaps, dense, read_region
 from .stream_plans import cpu_part, draw_plan, init_planner, load_source, plan_once, plan_slot, source_of
@@ -155,7 +156,7 @@ class TorchExampleStream:
                                   torch.from_numpy(np.linalg.qr(rng.normal(size=(3, 3)))[0].astype(np.float32)),
                                   torch.from_numpy(_centred(rng.normal(size=(4, 4, 4)))), float(rng.uniform(0.0, 0.3)),
                                   self.device)
-            image = _paste(rng, image, gt, g)
+            image = _paste(rng, image, gt, g, self.options.get("sharp_edge", 0.0))
         else:
             gt = _member(labels[1] if plan["kind"] == "supervoxel" else labels[0], plan["values"])
         others = (labels[0] > 0) & ~gt
@@ -322,12 +323,13 @@ def _centred(noise: np.ndarray) -> np.ndarray:
     return (noise - noise.mean()).astype(np.float32)
 
 
-def _paste(rng, image: torch.Tensor, mask: torch.Tensor, g) -> torch.Tensor:
+def _paste(rng, image: torch.Tensor, mask: torch.Tensor, g, sharp: float = 0.0) -> torch.Tensor:
     """pseudo_objects.paste_shape: the shape painted with a random contrast, texture and soft edge."""
     inside_sd = image.std().clamp_min(1e-6)
     level = image[~mask].median() if bool((~mask).any()) else image.new_zeros(())
     contrast = float(rng.uniform(0.8, 4.0)) * inside_sd * float(rng.choice([-1.0, 1.0]))
-    alpha = ops.gaussian(mask.float(), float(rng.uniform(0.3, 1.5)))
+    sigma = edge_sigma(rng, sharp)
+    alpha = ops.gaussian(mask.float(), sigma) if sigma else mask.float()
     texture = ops.gaussian(torch.randn(image.shape, generator=g, device=image.device), float(rng.uniform(0.5, 2.0)))
     fill = level + contrast + float(rng.uniform(0.0, 0.5)) * inside_sd * texture / texture.std().clamp_min(1e-6)
     return image * (1 - alpha) + fill * alpha

@@ -312,6 +312,31 @@ def test_a_smooth_shape_is_painted_with_a_clear_contrast_and_a_soft_edge():
     np.testing.assert_allclose(painted[far], background[far], atol=1e-3)  # nothing painted away from the shape
 
 
+def test_a_sharp_shape_has_a_step_edge_in_both_frameworks_and_the_default_stays_soft():
+    """"sharp_edge": the share of synthetic shapes pasted with a step edge (nothing outside the shape is touched);
+    the default keeps the blurred edge that spills a voxel or more outside."""
+    from training.pseudo_objects import paste_shape, smooth_shape
+    from training.torch_stream import _paste
+
+    rng = np.random.default_rng(4)
+    background = ndimage.gaussian_filter(rng.normal(size=(40, 40, 40)), 2).astype(np.float32)
+    shape = smooth_shape(rng, background.shape, (20, 20, 20), (8, 6, 7))
+    ring = ndimage.binary_dilation(shape) & ~shape  # the voxels just outside the shape
+    for seed in range(3):
+        soft = paste_shape(np.random.default_rng(seed), background, shape)
+        assert np.abs(soft[ring] - background[ring]).max() > 0.1 * float(background.std())
+    for seed in range(3):
+        sharp = paste_shape(np.random.default_rng(seed), background, shape, sharp=1.0)
+        np.testing.assert_array_equal(sharp[~shape], background[~shape])
+        assert abs(float(sharp[shape].mean() - background[shape].mean())) > 0.5 * float(background.std())
+        on_device = _paste(np.random.default_rng(seed), torch.from_numpy(background), torch.from_numpy(shape),
+                           torch.Generator().manual_seed(seed), sharp=1.0).numpy()
+        np.testing.assert_array_equal(on_device[~shape], background[~shape])
+    mixed = [paste_shape(np.random.default_rng(seed), background, shape, sharp=0.5) for seed in range(20)]
+    stepped = sum(bool(np.array_equal(m[~shape], background[~shape])) for m in mixed)
+    assert 4 <= stepped <= 16  # about half
+
+
 def test_synthetic_targets_are_made_with_the_first_click_inside(synth):
     from training.sampler import make_example
 
