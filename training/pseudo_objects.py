@@ -102,23 +102,26 @@ def smooth_shape(rng, shape, centre, semi_axes_vox) -> np.ndarray:
 
 
 def edge_sigma(rng, sharp: float = 0.0) -> float:
-    """The blur of a pasted shape's edge in voxels, 0 for a step edge. A model that only ever saw blurred edges put
-    a step edge's boundary a voxel inside (a bright 6 mm sphere: 54 % of its volume, Dice 0.70; blurred by 0.6
-    voxel, 0.93): `sharp` is the share of step edges. No extra draw when it is 0 (earlier recipes draw as before)."""
+    """The blur of a pasted shape's edge in voxels, 0 for a clean shape (a step edge and a flat fill, as the engine's
+    percentile clip makes of a small bright object). A model that only ever saw blurred, textured shapes read a step
+    edge a voxel inside (a bright 6 mm sphere: 54 % of its volume, Dice 0.70; blurred by 0.6 voxel, 0.93) and left a
+    hole at a click on a flat fill: `sharp` is the share of clean shapes. No extra draw when it is 0 (earlier recipes
+    draw as before)."""
     sigma = rng.uniform(0.3, 1.5)
     return 0.0 if sharp and rng.random() < sharp else sigma
 
 
 def paste_shape(rng, image: np.ndarray, mask: np.ndarray, sharp: float = 0.0) -> np.ndarray:
     """Paint `mask` into a normalised image with a random contrast (brighter or darker), texture and soft edge;
-    with probability `sharp` the edge is a step (no blur): see edge_sigma."""
+    with probability `sharp` a clean shape, flat with a step edge: see edge_sigma."""
     inside_sd = float(image.std()) or 1.0
     level = float(np.median(image[~mask])) if (~mask).any() else 0.0
     contrast = rng.uniform(0.8, 4.0) * inside_sd * rng.choice([-1.0, 1.0])
     sigma = edge_sigma(rng, sharp)
     alpha = ndimage.gaussian_filter(mask.astype(np.float32), sigma) if sigma else mask.astype(np.float32)
     texture = ndimage.gaussian_filter(rng.normal(size=image.shape).astype(np.float32), rng.uniform(0.5, 2.0))
-    fill = level + contrast + rng.uniform(0.0, 0.5) * inside_sd * texture / max(float(texture.std()), 1e-6)
+    amplitude = rng.uniform(0.0, 0.5) * (1.0 if sigma else 0.0)  # the same draws either way
+    fill = level + contrast + amplitude * inside_sd * texture / max(float(texture.std()), 1e-6)
     return (image * (1 - alpha) + fill * alpha).astype(np.float32)
 
 

@@ -50,8 +50,8 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
     turns on contrast randomisation; "intensity_scale": [lo, hi] multiplies half the images by a factor in that
     range (augment.wide_scale); "soft_target": true adds "soft", the fraction of each view voxel the object covers
     (training.soft_target), which the loss then uses in place of the mask; "zoomed_out": p draws that share of the
-    unknown-extent views one engine zoom step wider; "sharp_edge": p gives that share of the synthetic shapes a step
-    edge (pseudo_objects.edge_sigma).
+    unknown-extent views one engine zoom step wider; "sharp_edge": p pastes that share of the synthetic shapes clean,
+    flat with a step edge (pseudo_objects.edge_sigma).
     """
     options = options or {}
     target = draw_target_and_roi(rng, case, manifest, options)

@@ -324,14 +324,15 @@ def _centred(noise: np.ndarray) -> np.ndarray:
 
 
 def _paste(rng, image: torch.Tensor, mask: torch.Tensor, g, sharp: float = 0.0) -> torch.Tensor:
-    """pseudo_objects.paste_shape: the shape painted with a random contrast, texture and soft edge."""
+    """pseudo_objects.paste_shape: the shape painted with a random contrast, texture and soft edge (or clean)."""
     inside_sd = image.std().clamp_min(1e-6)
     level = image[~mask].median() if bool((~mask).any()) else image.new_zeros(())
     contrast = float(rng.uniform(0.8, 4.0)) * inside_sd * float(rng.choice([-1.0, 1.0]))
     sigma = edge_sigma(rng, sharp)
     alpha = ops.gaussian(mask.float(), sigma) if sigma else mask.float()
     texture = ops.gaussian(torch.randn(image.shape, generator=g, device=image.device), float(rng.uniform(0.5, 2.0)))
-    fill = level + contrast + float(rng.uniform(0.0, 0.5)) * inside_sd * texture / texture.std().clamp_min(1e-6)
+    amplitude = float(rng.uniform(0.0, 0.5)) * (1.0 if sigma else 0.0)  # the same draws either way
+    fill = level + contrast + amplitude * inside_sd * texture / texture.std().clamp_min(1e-6)
     return image * (1 - alpha) + fill * alpha
 
 
