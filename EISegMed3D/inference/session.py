@@ -298,6 +298,12 @@ class InteractiveSession:
             runs += 1
             views.append((roi, prob))
             found = prob > threshold
+            if runs > 1 and _lost_the_click(prompts[-1], views[-2], roi, found, threshold):
+                # The wider view lost what the last one found under the positive click (candidate models answered
+                # a long object with nothing at the coarser voxels): an answer without its click is never right.
+                views.pop()
+                roi, prob = views[-1]
+                break
             if runs >= max_runs or not _touches_inner_face(found, roi, volume.shape):
                 break
             # A first prompt's view may sit off the object's centre: centre the next on the find. Otherwise (a mask
@@ -398,6 +404,18 @@ def _updated_box(mask: np.ndarray, old_box, changed: tuple):
                                                    for a, b in zip(old_box, changed))
     local = bounding_box(mask[region])
     return None if local is None else tuple(slice(r.start + b.start, r.start + b.stop) for r, b in zip(region, local))
+
+
+def _lost_the_click(prompt, last_view, roi, found: np.ndarray, threshold: float) -> bool:
+    """True when `prompt` is a positive click that the last view's answer held and this view's (`found`) does not."""
+    if not (isinstance(prompt, Click) and prompt.positive):
+        return False
+
+    def holds(view_roi, patch_found) -> bool:
+        index = np.round(view_roi.to_patch(prompt.kji)).astype(int)
+        return bool(np.all(index >= 0) and np.all(index < patch_found.shape) and patch_found[tuple(index)])
+
+    return holds(last_view[0], last_view[1] > threshold) and not holds(roi, found)
 
 
 def _touches_inner_face(mask_patch: np.ndarray, roi, scan_shape) -> bool:
