@@ -34,8 +34,8 @@ def clean_components(mask: np.ndarray, positive_points, negative_points=(), prev
     labels, count = ndimage.label(mask, structure=_FULL)
     if count == 0:
         return mask
-    holding_positive = _labels_at(labels, positive_points)
-    holding_negative = _labels_at(labels, negative_points) - holding_positive
+    holding_positive = labels_at(labels, positive_points)
+    holding_negative = labels_at(labels, negative_points) - holding_positive
     keep = set(holding_positive)
     border = set(np.unique(np.concatenate([labels[0].ravel(), labels[-1].ravel(), labels[:, 0].ravel(),
                                            labels[:, -1].ravel(), labels[:, :, 0].ravel(), labels[:, :, -1].ravel()])))
@@ -91,7 +91,7 @@ def _fill_holes_under(mask: np.ndarray, positive_points) -> np.ndarray:
     return filled
 
 
-def _labels_at(labels: np.ndarray, points) -> set:
+def labels_at(labels: np.ndarray, points) -> set:
     """Labels under the points (rounded to voxels; points outside the array are ignored)."""
     index = np.round(np.asarray(points, dtype=np.float64).reshape(-1, 3)).astype(int)
     index = index[np.all((index >= 0) & (index < labels.shape), axis=1)]

@@ -14,7 +14,7 @@ from scipy.special import expit
 
 from .clickmaps import Click
 from .errors import ClickError, SessionError, VolumeError
-from .mask_ops import bounding_box, changed_box, clean_components, grow_from_click
+from .mask_ops import bounding_box, changed_box, clean_components, grow_from_click, labels_at
 from .model_input import ZOOM_STEP, choose_roi, from_model_order, model_inputs, stroke_windows, widened_roi
 from .nested_views import keep_finer
 from .normalize import intensity_stats
@@ -410,12 +410,8 @@ def _lost_the_click(prompt, last_view, roi, found: np.ndarray, threshold: float)
     """True when `prompt` is a positive click that the last view's answer held and this view's (`found`) does not."""
     if not (isinstance(prompt, Click) and prompt.positive):
         return False
-
-    def holds(view_roi, patch_found) -> bool:
-        index = np.round(view_roi.to_patch(prompt.kji)).astype(int)
-        return bool(np.all(index >= 0) and np.all(index < patch_found.shape) and patch_found[tuple(index)])
-
-    return holds(last_view[0], last_view[1] > threshold) and not holds(roi, found)
+    held_before = labels_at(last_view[1] > threshold, last_view[0].to_patch(prompt.kji))
+    return bool(held_before) and not labels_at(found, roi.to_patch(prompt.kji))
 
 
 def _touches_inner_face(mask_patch: np.ndarray, roi, scan_shape) -> bool:
