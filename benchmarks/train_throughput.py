@@ -31,6 +31,11 @@ def torch_command(config, run) -> list:
     return ["-m", "training.torch_bridge", "--config", str(config), "--run-dir", str(run), "--init", str(INIT)]
 
 
+def torchrun_command(config, run) -> list:
+    """One process per core, gradients averaged (gloo): torch's own launcher around torch_command."""
+    return ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"] + torch_command(config, run)
+
+
 PIPELINES = {
     "before: Paddle, 2 processes x 1 core (cpu_continue.json)": {
         "config": "training/configs/cpu_continue.json", "steps": 20, "warmup": 4, "processes": 2,
@@ -70,6 +75,15 @@ PIPELINES = {
                                 "processes": 1, "override": {"threads": 2, "workers": 0}, "command": torch_command,
                                 "env": {}}
        for label, x in (("soft targets, click passes 0-5 (v13a)", "a"), ("soft targets, click passes 0-3 (v13b)", "b"))},
+    # The same recipes as one process on 2 threads (batch 4) or two processes on 1 thread each (batch 2 each, gradients
+    # averaged: the same batch-4 step, test_torch_data_parallel); examples made in the train process either way
+    **{f"{recipe}, {label}": {"config": f"training/configs/cpu_universal_{x}.json", "steps": steps, "warmup": 10,
+                              "processes": processes, "override": {"threads": threads, "workers": 0, "batch_size": batch},
+                              "command": command, "env": {"OMP_NUM_THREADS": str(threads)}}
+       for recipe, x in (("data parallel v6", "v6"), ("data parallel v13a", "v13a"))
+       for label, processes, threads, batch, steps, command in (
+           ("1 process x 2 threads, batch 4", 1, 2, 4, 70, torch_command),
+           ("2 processes x 1 thread, batch 2 each (torchrun, gloo)", 2, 1, 2, 70, torchrun_command))},
 }
 
 

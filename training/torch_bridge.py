@@ -6,6 +6,10 @@ SAME data stream and loop (training.train.run); `to_paddle` then writes a Paddle
 evaluation and deployment stay Paddle. Users with paddlepaddle-gpu train with `python -m training.train`.
 
     python -m training.torch_bridge --config training/configs/gpu.json --time-limit 420
+
+One process per core (or per GPU), gradients averaged (gloo on CPUs, NCCL on GPUs), launched by torchrun:
+
+    python -m torch.distributed.run --nproc_per_node 2 -m training.torch_bridge --config ... (batch_size per process)
     python -m training.torch_bridge --to-paddle runs/gpu/torch_model.pt --config ... --run-dir runs/gpu
 """
 from __future__ import annotations
@@ -175,10 +179,21 @@ class TorchTrainer:
     "fp32"` in the config turns that off. Weights, optimiser state and the loss stay fp32."""
 
     def __init__(self, config: dict):
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # torchrun's environment: one process per core or GPU (world 1 without it)
+        self.world, self.rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
+        cuda = torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if cuda else "cpu")
+        if cuda:
+            torch.cuda.set_device(self.device)
         if self.device.type == "cpu" and config.get("threads"):
             torch.set_num_threads(int(config["threads"]))
-        torch.manual_seed(config["seed"])
+        torch.manual_seed(config["seed"])  # the same initial weights on every rank
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if cuda else "gloo")
+            config.setdefault("passes_seed", config["seed"])  # the same pass count on every rank: none waits
+            config["seed"] = config["seed"] * 1000 + self.rank  # each rank draws its own examples
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         self.bf16 = config.get("precision", "bf16") == "bf16" and (self.device.type == "cuda" or _cpu_has_bf16())
@@ -188,6 +203,8 @@ class TorchTrainer:
         self.focal_gamma = float(config.get("focal_gamma", 0.0))
         self.net = InteractiveVNet(**network_settings(config)).to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
+        # the train step's forward goes through DDP (gradients averaged in backward); click passes use the bare net
+        self.model = (torch.nn.parallel.DistributedDataParallel(self.net) if self.world > 1 else self.net)
 
     def _tensor(self, array) -> torch.Tensor:
         """numpy arrays (training.batches) or tensors already on the device (training.torch_stream: no round trip)."""
@@ -223,7 +240,7 @@ class TorchTrainer:
             group["lr"] = lr
         clicks = self._tensor(clicks)
         with self._autocast():
-            logits = self.net(self._tensor(images), clicks)
+            logits = self.model(self._tensor(images), clicks)
         # click channel 0 is the previous mask in every manifest (training/export.py, manifest_*.json)
         loss = interactive_loss(logits, self._tensor(targets), self.band_weight, previous=clicks[:, :1],
                                 error_weight=self.error_weight, focal_gamma=self.focal_gamma)
@@ -234,12 +251,26 @@ class TorchTrainer:
         return float(loss.detach()), logits  # detached: no autograd warning in every user's adapt output
 
     def agreed_max(self, value: float) -> float:
-        return value  # one process
+        """The largest `value` over all processes (the same number on every rank)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor[0])
 
     def replica_spread(self) -> float:
-        return 0.0
+        """How far the processes' weights differ (0 when gradients were averaged, as they must be)."""
+        if self.world == 1:
+            return 0.0
+        checksum = float(sum(float(p.detach().abs().double().sum()) for p in self.net.parameters()))
+        spread = checksum - (-self.agreed_max(-checksum))  # this rank minus the smallest
+        return self.agreed_max(abs(spread))
 
     def save(self, run_dir: Path, step: int) -> None:
+        if self.rank != 0:
+            return
         tmp = run_dir / "torch_checkpoint.pt.tmp"
         torch.save({"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": int(step)}, tmp)
         os.replace(tmp, run_dir / "torch_checkpoint.pt")
@@ -289,7 +320,10 @@ def load_paddle_named(trainer: "TorchTrainer", path) -> None:
 def main(argv=None) -> int:
     from .train import launch
 
-    return launch(argv, "Train with the PyTorch twin (GPU machines without Paddle).", TorchTrainer, load_paddle_named)
+    code = launch(argv, "Train with the PyTorch twin (GPU machines without Paddle).", TorchTrainer, load_paddle_named)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return code
 
 
 if __name__ == "__main__":
