@@ -33,7 +33,7 @@ def torch_command(config, run) -> list:
 
 def torchrun_command(config, run) -> list:
     """One process per core, gradients averaged (gloo): torch's own launcher around torch_command."""
-    return ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517"] + torch_command(config, run)
+    return ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] + torch_command(config, run)
 
 
 PIPELINES = {

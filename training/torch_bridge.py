@@ -9,7 +9,7 @@ evaluation and deployment stay Paddle. Users with paddlepaddle-gpu train with `p
 
 One process per core (or per GPU), gradients averaged (gloo on CPUs, NCCL on GPUs), launched by torchrun:
 
-    python -m torch.distributed.run --nproc_per_node 2 -m training.torch_bridge --config ... (batch_size per process)
+    python -m torch.distributed.run --standalone --nproc_per_node 2 -m training.torch_bridge --config ... (batch_size per process)
     python -m training.torch_bridge --to-paddle runs/gpu/torch_model.pt --config ... --run-dir runs/gpu
 """
 from __future__ import annotations
@@ -321,9 +321,16 @@ def main(argv=None) -> int:
     from .train import launch
 
     code = launch(argv, "Train with the PyTorch twin (GPU machines without Paddle).", TorchTrainer, load_paddle_named)
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    close_process_group()
     return code
+
+
+def close_process_group() -> None:
+    """End a several-process run cleanly: left to interpreter exit, gloo's threads were seen to abort a rank
+    ("terminate called without an active exception") after all its work was done."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # no rank closes its connections while another still finishes its last step
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

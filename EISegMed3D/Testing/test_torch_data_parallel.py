@@ -20,7 +20,7 @@ TINY = {"seed": 0, "lr": 1e-3, "precision": "fp32", "threads": 1, "network": {"b
 STEP_SCRIPT = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from training.torch_bridge import TorchTrainer
+    from training.torch_bridge import TorchTrainer, close_process_group
     from test_torch_data_parallel import gradients
     config, batch, out = json.loads(sys.argv[1]), np.load(sys.argv[2]), sys.argv[3]
     trainer = TorchTrainer(config)
@@ -29,6 +29,7 @@ STEP_SCRIPT = textwrap.dedent("""
     spread = trainer.replica_spread()
     if trainer.rank == 0:
         np.savez(out, spread=spread, world=trainer.world, **gradients(trainer))
+    close_process_group()
 """)
 
 
@@ -45,8 +46,8 @@ def _env() -> dict:
 
 
 def _torchrun(args, cwd, timeout=300):
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", str(29500 + os.getpid() % 1000)] + args,
+    # --standalone: a free port of torchrun's own choosing (a fixed one can still be held by the previous run)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"] + args,
                           cwd=cwd, env=_env(), capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout + done.stderr
