@@ -6,11 +6,13 @@ SAME data stream and loop (training.train.run); `to_paddle` then writes a Paddle
 evaluation and deployment stay Paddle. Users with paddlepaddle-gpu train with `python -m training.train`.
 
     python -m training.torch_bridge --config training/configs/gpu.json --time-limit 420
+    python -m training.torch_bridge --to-paddle runs/gpu/torch_model.pt --config ... --run-dir runs/gpu
 
 One process per core (or per GPU), gradients averaged (gloo on CPUs, NCCL on GPUs), launched by torchrun:
 
-    python -m torch.distributed.run --standalone --nproc_per_node 2 -m training.torch_bridge --config ... (batch_size per process)
-    python -m training.torch_bridge --to-paddle runs/gpu/torch_model.pt --config ... --run-dir runs/gpu
+    OMP_NUM_THREADS=1 python -m torch.distributed.run --standalone --nproc_per_node 2 -m training.torch_bridge --config ...
+
+(`batch_size` is per process; `"threads": 1` on a CPU.)
 """
 from __future__ import annotations
 
