@@ -12,6 +12,7 @@ from paddle.utils import unique_name
 
 from .loss_weights import error_weights
 from .network import build_network
+from .train import seed_for_rank
 
 
 def boundary_band(targets, width: int):
@@ -63,8 +64,7 @@ class PaddleTrainer:
         self.device = paddle.set_device(f"gpu:{paddle.distributed.ParallelEnv().dev_id}" if use_gpu else "cpu")
         if self.world > 1:
             paddle.distributed.init_parallel_env()
-            config.setdefault("passes_seed", config["seed"])  # same pass count on every rank: none waits
-            config["seed"] = config["seed"] * 1000 + self.rank  # each card sees its own examples
+            seed_for_rank(config, self.rank)
         paddle.seed(config["seed"])
         self.band_weight = float(config.get("band_weight", 0.0))
         self.error_weight = error_weights(config.get("error_weight", 0.0))

@@ -194,8 +194,9 @@ class TorchTrainer:
             import torch.distributed as dist
 
             dist.init_process_group("nccl" if cuda else "gloo")
-            config.setdefault("passes_seed", config["seed"])  # the same pass count on every rank: none waits
-            config["seed"] = config["seed"] * 1000 + self.rank  # each rank draws its own examples
+            from .train import seed_for_rank
+
+            seed_for_rank(config, self.rank)
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         self.bf16 = config.get("precision", "bf16") == "bf16" and (self.device.type == "cuda" or _cpu_has_bf16())

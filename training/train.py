@@ -50,6 +50,13 @@ def learning_rate(config: dict, step: int, time_fraction: float = 0.0) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
+def seed_for_rank(config: dict, rank: int) -> None:
+    """One of several training processes: its own examples (seed), but the same click-pass count each step as every
+    other rank (passes_seed, read by `run`), so none waits for another at the gradient average."""
+    config.setdefault("passes_seed", config["seed"])
+    config["seed"] = config["seed"] * 1000 + rank
+
+
 def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_limit_s: float | None = None) -> dict:
     """The training loop shared by every framework back end (`trainer` does the maths).
 
