@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from inference import ClickError, InteractiveSession, SessionError, Volume, load_model
-from inference.mask_ops import bounding_box, clean_components, grow_from_click
+from inference.mask_ops import bounding_box, clean_components, grow_from_click, seeds_in_ball
 
 SHAPE = (14, 40, 44)  # k, j, i
 
@@ -240,6 +240,29 @@ def test_a_positive_click_in_a_hole_of_the_object_keeps_it_and_fills_that_hole()
     assert not outside.any()
     # a hole without a positive click in it stays a hole
     assert clean_components(shell, [(12, 12, 19)], [])[12, 12, 12] == 0
+
+
+def test_a_positive_click_in_an_open_gap_keeps_what_the_network_marked_within_its_ball():
+    """Candidates answered a long bright ellipsoid with a mask that wraps the click with an open gap at it (p 0.185
+    at the click, the mask one voxel away): no component held the click and the user got nothing."""
+    grid = np.indices((24, 24, 24)) - 12
+    radius = np.sqrt((grid ** 2).sum(0))
+    cup = ((radius <= 9) & (radius > 1.5) & (grid[2] > -1)).astype(np.uint8)  # open towards -i at the click
+    cup[11:14, 11:14, 12:] = 0  # and a channel out to +i: no enclosed hole at the click
+    far = np.zeros_like(cup)
+    far[12, 12, 3:5] = 1  # marked 8 mm from the click: not within its 3 mm ball
+    mask, click = cup | far, (12.0, 12.0, 11.0)
+    assert not mask[12, 12, 11] and not clean_components(mask, [click], []).any()  # what the engine did before
+    seeds = seeds_in_ball(mask, click, 3.0, (1.0, 1.0, 1.0))
+    assert len(seeds) and np.sqrt(((seeds - click) ** 2).sum(1)).max() <= 3.0 and mask[tuple(seeds.astype(int).T)].all()
+    kept = clean_components(mask, np.vstack([[click], seeds]), [])
+    np.testing.assert_array_equal(kept, cup)  # the cup kept whole, the far blob not
+    # thick slices: the same 3 mm stay on the click's own 3.5 mm slice
+    thick = seeds_in_ball(mask, click, 3.0, (3.5, 1.0, 1.0))
+    assert len(thick) and (thick[:, 0] == 12).all() and len(thick) < len(seeds)
+    # a click the answer holds needs no seeds; nor does one outside the array
+    assert mask[12, 8, 14] and seeds_in_ball(mask, (12.0, 8.0, 14.0), 3.0, (1.0, 1.0, 1.0)).shape == (0, 3)
+    assert seeds_in_ball(mask, (12.0, 12.0, 40.0), 3.0, (1.0, 1.0, 1.0)).shape == (0, 3)
 
 
 def test_hole_filling_in_the_mask_box_equals_filling_the_whole_array():

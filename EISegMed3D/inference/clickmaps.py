@@ -28,6 +28,12 @@ def ball_radius(manifest: dict, voxel_mm: np.ndarray) -> tuple[float, np.ndarray
     return radius, np.asarray(voxel_mm, dtype=np.float64)
 
 
+def ball_radius_mm(manifest: dict, voxel_mm: np.ndarray) -> float:
+    """The click ball's radius in mm on a view of `voxel_mm` voxels (the original model's is given in its voxels)."""
+    radius, _ = ball_radius(manifest, voxel_mm)
+    return radius * float(np.min(voxel_mm)) if "click_radius_voxels" in manifest else radius
+
+
 def draw_ball(target: np.ndarray, centre_patch, radius: float, metric: np.ndarray) -> None:
     """Set to 1 the voxels of `target` within `radius` of `centre_patch` (distances scaled per axis by `metric`)."""
     centre = np.asarray(centre_patch, dtype=np.float64)

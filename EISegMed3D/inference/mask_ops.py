@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .clickmaps import draw_ball
+
 _FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 
 
@@ -62,6 +64,23 @@ def grow_from_click(mask: np.ndarray, probability: np.ndarray, point, floor: flo
         return mask
     labels, _ = ndimage.label(probability >= floor, structure=_FULL)
     return ((mask > 0) | (labels == labels[index])).astype(mask.dtype)
+
+
+def seeds_in_ball(mask: np.ndarray, point, radius_mm: float, spacing_kji) -> np.ndarray:
+    """Local (k, j, i) voxels of `mask` within a positive click's ball, when the click's own voxel is not in `mask`.
+
+    Passed to `clean_components` as positive points, they keep the components the network marked within the ball it
+    was told is object. Without them an answer that wraps the click with an open gap at it holds no click and is
+    dropped whole: candidates answered a long bright ellipsoid with nothing this way
+    (benchmarks/results/experiments/click_ball_rule.md). Empty when the click's voxel is in the mask (the usual case).
+    """
+    centre = np.asarray(point, dtype=np.float64)
+    index = tuple(np.round(centre).astype(int))
+    if not all(0 <= i < n for i, n in zip(index, mask.shape)) or mask[index]:
+        return np.zeros((0, 3))
+    ball = np.zeros(mask.shape, dtype=np.uint8)
+    draw_ball(ball, centre, radius_mm, np.asarray(spacing_kji, dtype=np.float64))
+    return np.argwhere((ball > 0) & (mask > 0)).astype(np.float64)
 
 
 def _fill_holes_under(mask: np.ndarray, positive_points) -> np.ndarray:

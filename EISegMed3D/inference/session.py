@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from .clickmaps import Click
+from .clickmaps import Click, ball_radius_mm
 from .errors import ClickError, SessionError, VolumeError
-from .mask_ops import bounding_box, changed_box, clean_components, grow_from_click, labels_at
+from .mask_ops import bounding_box, changed_box, clean_components, grow_from_click, labels_at, seeds_in_ball
 from .model_input import ZOOM_STEP, choose_roi, from_model_order, model_inputs, stroke_windows, widened_roi
 from .nested_views import keep_finer
 from .normalize import intensity_stats
@@ -168,7 +168,11 @@ class InteractiveSession:
         new = (values > self.manifest.get("threshold", 0.5)).astype(np.uint8)
         positive, negative = self._seed_points(prompts, box)
         if isinstance(prompt, Click) and prompt.positive:
-            new = grow_from_click(new, values, prompt.kji - [s.start for s in box])
+            click = prompt.kji - [s.start for s in box]
+            new = grow_from_click(new, values, click)
+            spacing_kji = self.volume.spacing[::-1]
+            radius = ball_radius_mm(self.manifest, self.last_roi.voxel_mm(spacing_kji))
+            positive = np.vstack([positive, seeds_in_ball(new, click, radius, spacing_kji)])
         new = clean_components(new, positive, negative, self.mask[box])
         step = _Step(self.prompts, prompts, box, self.mask[box].copy(), new, soft)
         self._apply(step, forward=True)
