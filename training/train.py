@@ -72,11 +72,14 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
     manifest = read_json(config["manifest"])
     stream = make_stream(config, manifest, trainer)
     slots = round_slots(config)
+    # the run's training clock goes on from where the checkpoint left it, so a resumed run's log and snapshots share
+    # one clock (training.average_weights picks "the last N minutes" by it); time limit and schedule are this call's
+    run_clock = trained_seconds(run_dir / "log.jsonl", start_step) if lead else 0.0
     log = open(run_dir / "log.jsonl", "a") if lead else None
     started = time.time()
     step = start_step
     snapshot_s = 60.0 * config.get("snapshot_minutes", 0)
-    next_snapshot = snapshot_s
+    next_snapshot = next_due(snapshot_s, run_clock, snapshot_s) if snapshot_s else 0.0
     try:
         bar = progress(range(start_step, total), initial=start_step, total=config["steps"], desc=config.get("name", "train"),
                        disable=not lead)
@@ -103,7 +106,7 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
                 loss = trainer.train_step(images, clicks, targets, lr)
             bar.set_postfix(loss=f"{loss:.3f}", passes=int(passes))
             if log:
-                log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(elapsed, 1),
+                log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(run_clock + elapsed, 1),
                                       "examples": len(examples) * getattr(trainer, "world", 1), "rounds": rounds,
                                       "fresh": fresh * getattr(trainer, "world", 1)}) + "\n")
             done = step + 1
@@ -111,10 +114,10 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
                 trainer.save(run_dir, done)
                 if log:
                     log.flush()
-            if lead and snapshot_s and elapsed >= next_snapshot:
+            if lead and snapshot_s and run_clock + elapsed >= next_snapshot:
                 trainer.save(run_dir, done)
                 keep_snapshot(run_dir, done)
-                next_snapshot = next_due(next_snapshot, elapsed, snapshot_s)
+                next_snapshot = next_due(next_snapshot, run_clock + elapsed, snapshot_s)
             if time_limit_s and elapsed > time_limit_s:
                 trainer.save(run_dir, done)
                 break
@@ -166,6 +169,19 @@ class _NoBar:
 
     def set_postfix(self, **_):
         pass
+
+
+def trained_seconds(log_path: Path, start_step: int) -> float:
+    """The run's training clock ("t" in its log) at the step a resumed run starts from: the last logged time of a
+    step before it (steps logged after the checkpoint by a run killed between checkpoints are trained again)."""
+    if start_step == 0 or not log_path.exists():
+        return 0.0
+    clock = 0.0
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record["step"] < start_step:
+            clock = record["t"]  # a later line for the same step (a rerun after a kill) wins
+    return float(clock)
 
 
 def next_due(due: float, elapsed: float, period: float) -> float:

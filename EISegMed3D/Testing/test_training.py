@@ -416,6 +416,18 @@ def test_a_run_woken_after_a_long_pause_schedules_one_snapshot_not_one_a_step():
     assert next_due(1200.0, 1250.0, 1200.0) == 2400.0  # the usual case
 
 
+def test_a_resumed_run_takes_up_its_training_clock_from_the_checkpointed_step(tmp_path):
+    from training.train import trained_seconds
+
+    log = tmp_path / "log.jsonl"
+    assert trained_seconds(log, 0) == 0.0 and trained_seconds(log, 50) == 0.0  # no log yet: a fresh clock
+    # steps 0-51 logged, the run killed after its checkpoint at step 50, resumed there, killed again after step 50's rerun
+    lines = [{"step": s, "t": 10.0 * (s + 1)} for s in range(52)] + [{"step": 50, "t": 515.0}]
+    log.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    assert trained_seconds(log, 50) == 500.0  # step 49's time: steps 50 and 51 are trained again
+    assert trained_seconds(log, 51) == 515.0  # the rerun's line for step 50 wins over the first
+
+
 def test_export_parity_is_judged_relative_to_the_size_of_large_logits(tmp_path):
     """Trained networks give logits of several hundred, where float32 steps by ~6e-5: a package of such a network
     exports (the check scales the difference by max(1, |logit|)), and a graph of other weights is still refused."""

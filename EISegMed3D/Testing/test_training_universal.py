@@ -516,6 +516,8 @@ def test_torch_training_with_every_prompt_and_target_kind_trains_checkpoints_and
     lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == list(range(6))
     assert all(np.isfinite(line["loss"]) for line in lines)
+    # one training clock across the resume (the last-minutes weight average reads it): it goes on, never back
+    assert all(b["t"] >= a["t"] for a, b in zip(lines, lines[1:])) and lines[3]["t"] >= lines[2]["t"] > 0
     assert sorted(p.name for p in (run_dir / "snapshots").iterdir())[:1] == ["step_0000001.npz"]
     with np.load(run_dir / "paddle_weights.npz") as weights:
         assert weights["stem.conv.weight"].shape[1] == 5 and "stem.norm.scale" in weights.files
