@@ -17,6 +17,7 @@ import numpy as np
 from inference.atomic import atomic_write
 
 from .curve import snapshots
+from .train import logged_clock
 
 
 def average(paths: list[Path]) -> dict[str, np.ndarray]:
@@ -45,10 +46,7 @@ def tail_snapshots(run_dir: Path, minutes: float) -> list[tuple[int, Path]]:
 
     Time is the run's own training clock (log.jsonl's "t" of the step), so a paused or resumed run counts only
     the time it trained."""
-    clock = {}
-    for line in (run_dir / "log.jsonl").read_text().splitlines():
-        record = json.loads(line)
-        clock[record["step"] + 1] = record["t"]
+    clock = logged_clock(run_dir / "log.jsonl")
     found = snapshots(run_dir, with_last=True)
     if not found:
         raise ValueError(f"{run_dir}: no snapshots and no checkpoint")

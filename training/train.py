@@ -94,6 +94,7 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
                 examples = stream.add_error_clicks(examples, trainer.predict(images, clicks) > 0.5)
             images, clicks, targets = stream.arrays(examples)
             elapsed = trainer.agreed_max(time.time() - started)
+            clock = run_clock + elapsed  # the run's, across resumes (log and snapshots)
             time_fraction = elapsed / time_limit_s if time_limit_s else 0.0
             lr = learning_rate(config, step, time_fraction)
             # each example's click round; fresh = examples not trained on before (all of them with no-grad passes)
@@ -106,7 +107,7 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
                 loss = trainer.train_step(images, clicks, targets, lr)
             bar.set_postfix(loss=f"{loss:.3f}", passes=int(passes))
             if log:
-                log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(run_clock + elapsed, 1),
+                log.write(json.dumps({"step": step, "loss": round(loss, 5), "passes": int(passes), "t": round(clock, 1),
                                       "examples": len(examples) * getattr(trainer, "world", 1), "rounds": rounds,
                                       "fresh": fresh * getattr(trainer, "world", 1)}) + "\n")
             done = step + 1
@@ -114,10 +115,10 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
                 trainer.save(run_dir, done)
                 if log:
                     log.flush()
-            if lead and snapshot_s and run_clock + elapsed >= next_snapshot:
+            if lead and snapshot_s and clock >= next_snapshot:
                 trainer.save(run_dir, done)
                 keep_snapshot(run_dir, done)
-                next_snapshot = next_due(next_snapshot, run_clock + elapsed, snapshot_s)
+                next_snapshot = next_due(next_snapshot, clock, snapshot_s)
             if time_limit_s and elapsed > time_limit_s:
                 trainer.save(run_dir, done)
                 break
@@ -171,17 +172,22 @@ class _NoBar:
         pass
 
 
-def trained_seconds(log_path: Path, start_step: int) -> float:
-    """The run's training clock ("t" in its log) at the step a resumed run starts from: the last logged time of a
-    step before it (steps logged after the checkpoint by a run killed between checkpoints are trained again)."""
-    if start_step == 0 or not log_path.exists():
-        return 0.0
-    clock = 0.0
+def logged_clock(log_path: Path) -> dict[int, float]:
+    """Steps done -> the run's training clock then ("t" of the log line of the step before; where a run killed
+    between checkpoints logged a step twice, the rerun's later line wins)."""
+    clock = {}
     for line in log_path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
-        if record["step"] < start_step:
-            clock = record["t"]  # a later line for the same step (a rerun after a kill) wins
-    return float(clock)
+        clock[record["step"] + 1] = record["t"]
+    return clock
+
+
+def trained_seconds(log_path: Path, start_step: int) -> float:
+    """The run's training clock at the step a resumed run starts from (0 for a new run)."""
+    if start_step == 0 or not log_path.exists():
+        return 0.0
+    clock = logged_clock(log_path)
+    return float(clock.get(start_step, max((t for s, t in clock.items() if s < start_step), default=0.0)))
 
 
 def next_due(due: float, elapsed: float, period: float) -> float:
