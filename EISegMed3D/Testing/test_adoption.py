@@ -28,3 +28,27 @@ def test_a_missing_stand_in_folder_is_named_before_anything_runs(bright_model_di
         main(["--model", str(bright_model_dir), "--out", str(tmp_path), "--parts", "standin",
               "--standin", str(tmp_path / "nowhere")])
     assert not (tmp_path / "adoption.json").exists()
+
+
+def test_the_long_run_curve_keeps_one_summary_per_candidate_and_draws_it(bright_model_dir, tmp_path):
+    from benchmarks import long_run_curve
+
+    judged = tmp_path / "judge"
+    assert main(["--model", str(bright_model_dir), "--out", str(judged), "--parts", "ellipsoid"]) == 0
+    ellipsoid = json.loads((judged / "adoption.json").read_text())["ellipsoid"]
+    curve = tmp_path / "curve"
+    start = {"name": "start", "examples": 0, "ellipsoid": {"mean_dice": 0.5, "min_dice": 0.4}}
+    curve.mkdir()
+    (curve / "candidates.json").write_text(json.dumps([start]))
+    assert long_run_curve.main([str(curve), "--add", str(judged / "adoption.json"), "--name", "step 100",
+                                "--examples", "400"]) == 0
+    records = json.loads((curve / "candidates.json").read_text())
+    assert [r["name"] for r in records] == ["start", "step 100"]
+    assert records[1]["ellipsoid"] == {"mean_dice": ellipsoid["mean_dice"], "min_dice": ellipsoid["min_dice"]}
+    assert "rows" not in records[1]["ellipsoid"]  # per-object rows stay in the adoption folder
+    assert (curve / "curve.png").stat().st_size > 10_000
+    # the same candidate judged again replaces its record, it is not listed twice
+    assert long_run_curve.main([str(curve), "--add", str(judged / "adoption.json"), "--name", "step 100",
+                                "--examples", "404"]) == 0
+    assert [(r["name"], r["examples"]) for r in json.loads((curve / "candidates.json").read_text())] == [
+        ("start", 0), ("step 100", 404)]
