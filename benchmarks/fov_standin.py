@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import SimpleITK as sitk
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "EISegMed3D"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inference.normalize import intensity_stats  # noqa: E402
-from sequence_standin import unseen_cases, write_derived  # noqa: E402
+from sequence_standin import derive_pairs  # noqa: E402
 
 
 def padded(image: sitk.Image, factor: float, seed: int = 0) -> tuple[sitk.Image, list[int]]:
@@ -67,12 +66,7 @@ def median_label_z(image: sitk.Image, label: sitk.Image) -> float:
 
 
 def make(source: Path, out: Path, split: Path | None, mode: str, factor: float, margin_mm: float) -> Path:
-    meta = json.loads((source / "dataset.json").read_text(encoding="utf-8"))
-    cases = unseen_cases(meta, source.name, split)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    for case in cases:
-        image, label = sitk.ReadImage(str(source / case["image"])), sitk.ReadImage(str(source / case["label"]))
+    def transform(image, label, case):
         if mode == "pad":
             new_image, grow = padded(image, factor)
             new_label = sitk.ConstantPad(label, grow, grow, 0)
@@ -81,9 +75,10 @@ def make(source: Path, out: Path, split: Path | None, mode: str, factor: float, 
             new_image, new_label = sitk.Crop(image, lower, upper), sitk.Crop(label, lower, upper)
         before, after = median_label_z(image, label), median_label_z(new_image, new_label)
         print(f"{case['case']}: label median z {before:.2f} -> {after:.2f}")
-        sitk.WriteImage(new_image, str(out / case["image"]), useCompression=True)
-        sitk.WriteImage(new_label, str(out / case["label"]), useCompression=True)
-    return write_derived(meta, source, out, cases, f"fov_{mode}", f"field of view changed ({mode}; benchmarks/fov_standin.py)")
+        return new_image, new_label
+
+    return derive_pairs(source, out, split, transform, f"fov_{mode}",
+                        f"field of view changed ({mode}; benchmarks/fov_standin.py)")
 
 
 def main(argv=None) -> int:

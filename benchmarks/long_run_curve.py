@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.curve import label_axis, save_figure  # noqa: E402
 
 
 def summarise(adoption: dict) -> dict:
@@ -60,14 +64,9 @@ def plot(records: list[dict], path: Path) -> None:
             line, = axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{group} {key}")
             if points and records[0]["examples"] == 0 and key in records[0].get(group, {}):
                 axis.axhline(records[0][group][key], color=line.get_color(), linestyle=":", linewidth=0.8)
-        axis.set_title(title, fontsize=9)
-        axis.set_xlabel("examples seen since the starting (bundled) weights")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        label_axis(axis, title, "examples seen since the starting (bundled) weights", fontsize=9)
     fig.suptitle("dotted: the starting model", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main(argv=None) -> int:

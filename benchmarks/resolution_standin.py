@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sequence_standin import unseen_cases, write_derived  # noqa: E402
+from sequence_standin import derive_pairs  # noqa: E402
 
 
 def finer_grid(image: sitk.Image, factor: float) -> sitk.Image:
@@ -72,20 +71,15 @@ def resampled(image: sitk.Image, label: sitk.Image, factor: float, noise: bool, 
 
 
 def make(source: Path, out: Path, split: Path | None, factor: float, noise: bool) -> Path:
-    meta = json.loads((source / "dataset.json").read_text(encoding="utf-8"))
-    cases = unseen_cases(meta, source.name, split)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    for case in cases:
-        image, label = sitk.ReadImage(str(source / case["image"])), sitk.ReadImage(str(source / case["label"]))
+    def transform(image, label, case):
         fine_image, fine_label = resampled(image, label, factor, noise)
         print(f"{case['case']}: {image.GetSize()} at {np.round(image.GetSpacing(), 2).tolist()} mm -> "
               f"{fine_image.GetSize()} at {np.round(fine_image.GetSpacing(), 2).tolist()} mm")
-        sitk.WriteImage(fine_image, str(out / case["image"]), useCompression=True)
-        sitk.WriteImage(fine_label, str(out / case["label"]), useCompression=True)
-    return write_derived(meta, source, out, cases, "fine",
-                         f"slice plane {factor}x finer{', noise of the smaller voxels' if noise else ''} "
-                         "(benchmarks/resolution_standin.py)")
+        return fine_image, fine_label
+
+    return derive_pairs(source, out, split, transform, "fine",
+                        f"slice plane {factor}x finer{', noise of the smaller voxels' if noise else ''} "
+                        "(benchmarks/resolution_standin.py)")
 
 
 def main(argv=None) -> int:

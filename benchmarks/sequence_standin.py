@@ -72,6 +72,21 @@ def make(source: Path, out: Path, split: Path | None, air_percentile: float | No
                          "images through a fixed non-monotone curve (benchmarks/sequence_standin.py); labels linked")
 
 
+def derive_pairs(source: Path, out: Path, split: Path | None, transform, suffix: str, note: str) -> Path:
+    """A derived folder of the source's unseen cases, each (image, label) pair as `transform(image, label, case)`
+    gives it back (new SimpleITK images, written with compression)."""
+    meta = json.loads((source / "dataset.json").read_text(encoding="utf-8"))
+    cases = unseen_cases(meta, source.name, split)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for case in cases:
+        image, label = sitk.ReadImage(str(source / case["image"])), sitk.ReadImage(str(source / case["label"]))
+        new_image, new_label = transform(image, label, case)
+        sitk.WriteImage(new_image, str(out / case["image"]), useCompression=True)
+        sitk.WriteImage(new_label, str(out / case["label"]), useCompression=True)
+    return write_derived(meta, source, out, cases, suffix, note)
+
+
 def write_derived(meta: dict, source: Path, out: Path, cases: list[dict], suffix: str, note: str) -> Path:
     """The derived folder's dataset.json: the source's, with its cases, new name and where it came from."""
     derived = dict(meta, name=f"{source.name}_{suffix}", cases=cases, derived_from=str(source.resolve()), note=note)

@@ -74,10 +74,20 @@ def plot(records: list[dict], path: Path) -> None:
         for group, key in keys:
             points = [(n, r[group][key]) for n, r in zip(seen, records) if group in r]
             axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
-        axis.set_title(title)
-        axis.set_xlabel("examples seen in this run")
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=8)
+        label_axis(axis, title, "examples seen in this run")
+    save_figure(fig, path)
+
+
+def label_axis(axis, title: str, xlabel: str, fontsize: int | None = None) -> None:
+    axis.set_title(title, fontsize=fontsize)
+    axis.set_xlabel(xlabel)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8 if fontsize is None else fontsize - 2)
+
+
+def save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

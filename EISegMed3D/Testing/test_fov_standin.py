@@ -7,28 +7,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from benchmarks.fov_standin import make
-
-
-def _source(folder):
-    """A 16 x 40 x 40 scan (k, j, i), 1 x 0.8 x 0.8 mm, an oblique direction, a bright box labelled 3."""
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    array = rng.normal(10.0, 2.0, (16, 40, 40)).astype(np.float32)
-    label = np.zeros(array.shape, np.uint8)
-    label[5:11, 12:20, 15:30] = 3
-    array[label > 0] += 100.0
-    images = []
-    for values in (array, label):
-        image = sitk.GetImageFromArray(values)
-        image.SetSpacing((0.8, 0.8, 1.0))
-        image.SetOrigin((-5.0, 12.0, 30.0))
-        image.SetDirection((0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
-        images.append(image)
-    sitk.WriteImage(images[0], str(folder / "case_000.nii.gz"))
-    sitk.WriteImage(images[1], str(folder / "case_000_label.nii.gz"))
-    meta = {"name": "src", "cases": [{"case": "case_000", "image": "case_000.nii.gz", "label": "case_000_label.nii.gz"}]}
-    (folder / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
-    return images
+from standin_fixtures import write_source
 
 
 def _labelled_points(label: sitk.Image) -> set:
@@ -39,7 +18,7 @@ def _labelled_points(label: sitk.Image) -> set:
 
 
 def test_a_wider_field_keeps_every_label_where_it_was_and_raises_the_objects_z(tmp_path, capsys):
-    image, label = _source(tmp_path / "src")
+    image, label = write_source(tmp_path / "src")
     out = make(tmp_path / "src", tmp_path / "pad", None, "pad", 1.5, 15.0)
     new_image, new_label = (sitk.ReadImage(str(out / n)) for n in ("case_000.nii.gz", "case_000_label.nii.gz"))
     assert new_image.GetSize() == (60, 60, 16)  # the two long axes grow by half; the short one stays
@@ -53,7 +32,7 @@ def test_a_wider_field_keeps_every_label_where_it_was_and_raises_the_objects_z(t
 
 
 def test_a_tight_field_is_cut_to_the_labels_with_the_margin(tmp_path):
-    image, label = _source(tmp_path / "src")
+    image, label = write_source(tmp_path / "src")
     out = make(tmp_path / "src", tmp_path / "crop", None, "crop", 1.5, 2.0)
     new_label = sitk.ReadImage(str(out / "case_000_label.nii.gz"))
     # 2 mm: 2 voxels along k (1 mm), 3 along j and i (0.8 mm), clipped at the scan's edge

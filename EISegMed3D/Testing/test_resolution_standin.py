@@ -7,28 +7,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from benchmarks.resolution_standin import make
-
-
-def _source(folder):
-    """A 16 x 40 x 40 scan (k, j, i), 1 x 0.8 x 0.8 mm, an oblique direction, a noisy bright box labelled 3."""
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    array = rng.normal(10.0, 2.0, (16, 40, 40)).astype(np.float32)
-    label = np.zeros(array.shape, np.uint8)
-    label[5:11, 12:20, 15:30] = 3
-    array[label > 0] += 100.0
-    images = []
-    for values in (array, label):
-        image = sitk.GetImageFromArray(values)
-        image.SetSpacing((0.8, 0.8, 1.0))
-        image.SetOrigin((-5.0, 12.0, 30.0))
-        image.SetDirection((0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0))
-        images.append(image)
-    sitk.WriteImage(images[0], str(folder / "case_000.nii.gz"))
-    sitk.WriteImage(images[1], str(folder / "case_000_label.nii.gz"))
-    meta = {"name": "src", "cases": [{"case": "case_000", "image": "case_000.nii.gz", "label": "case_000_label.nii.gz"}]}
-    (folder / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
-    return images
+from standin_fixtures import write_source
 
 
 def _corners(image: sitk.Image) -> np.ndarray:
@@ -38,7 +17,7 @@ def _corners(image: sitk.Image) -> np.ndarray:
 
 
 def test_the_slice_plane_gets_twice_as_fine_with_the_same_extent_and_object(tmp_path):
-    image, label = _source(tmp_path / "src")
+    image, label = write_source(tmp_path / "src")
     out = make(tmp_path / "src", tmp_path / "fine", None, 2.0, noise=False)
     new_image, new_label = (sitk.ReadImage(str(out / n)) for n in ("case_000.nii.gz", "case_000_label.nii.gz"))
     assert new_image.GetSize() == (80, 80, 16)  # the two largest axes (i, j) split; the slice axis stays
@@ -52,7 +31,7 @@ def test_the_slice_plane_gets_twice_as_fine_with_the_same_extent_and_object(tmp_
 
 
 def test_noise_makes_the_smaller_voxels_as_noisy_as_their_size_says(tmp_path):
-    _source(tmp_path / "src")
+    write_source(tmp_path / "src")
     plain = make(tmp_path / "src", tmp_path / "plain", None, 2.0, noise=False)
     noisy = make(tmp_path / "src", tmp_path / "noisy", None, 2.0, noise=True)
     a, b = (sitk.GetArrayFromImage(sitk.ReadImage(str(f / "case_000.nii.gz"))) for f in (plain, noisy))
