@@ -57,7 +57,8 @@ def seed_for_rank(config: dict, rank: int) -> None:
     config["seed"] = config["seed"] * 1000 + rank
 
 
-def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_limit_s: float | None = None) -> dict:
+def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_limit_s: float | None = None,
+        first_step: int = 0) -> dict:
     """The training loop shared by every framework back end (`trainer` does the maths).
 
     With several processes (one per GPU, or per CPU core) each draws its own examples; only rank 0 logs and
@@ -67,7 +68,9 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
     if config.get("keep_freed_memory", True):
         keep_freed_memory()  # every step allocates and frees the same large blocks: keep them mapped
     run_dir.mkdir(parents=True, exist_ok=True)
-    start_step = trainer.resume(run_dir)
+    # a checkpoint in the run folder wins; without one the run starts at `first_step` (a lost run folder taken up
+    # again from committed weights: same schedule and examples from there on, a fresh optimiser)
+    start_step = trainer.resume(run_dir) or first_step
     total = config["steps"] if steps is None else min(config["steps"], start_step + steps)
     manifest = read_json(config["manifest"])
     stream = make_stream(config, manifest, trainer)
@@ -126,7 +129,7 @@ def run(config: dict, trainer, run_dir: Path, steps: int | None = None, time_lim
         stream.close()
         if log:
             log.close()
-    return {"steps_done": step + 1 - start_step, "seconds": time.time() - started,
+    return {"steps_done": step + 1 - start_step if total > start_step else 0, "seconds": time.time() - started,
             "replica_spread": trainer.replica_spread()}
 
 
@@ -217,17 +220,25 @@ def run_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--time-limit", type=float, help="stop (with a checkpoint) after this many seconds; the "
                         "learning-rate schedule then follows the clock, so such a run does not resume exactly")
     parser.add_argument("--init", type=Path, help="weights to start a new run from (.pdparams, or .npz of Paddle names)")
+    parser.add_argument("--start-step", type=int, default=0,
+                        help="with --init and no checkpoint in the run folder: begin the schedule and the example "
+                        "stream at this step (a run folder lost between sessions, taken up from its committed "
+                        "weights with a fresh optimiser)")
     return parser
 
 
 def launch(argv, description: str, make_trainer, load_init) -> int:
     """Parse the command line, build the trainer, optionally load starting weights, train, report speed."""
-    args = run_parser(description).parse_args(argv)
+    parser = run_parser(description)
+    args = parser.parse_args(argv)
+    if args.start_step and not args.init:
+        parser.error("--start-step needs --init (the weights of that step)")
     config = load_config(args.config)
     trainer = make_trainer(config)
     if args.init:
         load_init(trainer, args.init)  # a checkpoint in the run folder, if any, still wins (resume)
-    summary = run(config, trainer, args.run_dir or ROOT / "runs" / config["name"], args.steps, args.time_limit)
+    summary = run(config, trainer, args.run_dir or ROOT / "runs" / config["name"], args.steps, args.time_limit,
+                  first_step=args.start_step)
     world = getattr(trainer, "world", 1)
     if getattr(trainer, "rank", 0) == 0:
         print(f"{summary['steps_done']} steps in {summary['seconds']:.0f} s "

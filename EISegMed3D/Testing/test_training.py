@@ -242,6 +242,27 @@ def test_smoke_training_writes_checkpoints_and_a_finite_log(smoke_run):
     assert {line["passes"] for line in lines} <= {0, 1}
 
 
+def test_a_lost_run_folder_is_taken_up_at_its_step_from_committed_weights(synth, smoke_run):
+    """--init with --start-step: the schedule and the examples go on from that step, with a fresh optimiser; a
+    checkpoint in the run folder still wins over both."""
+    from training.train import main
+
+    config = _config(synth, "smoke_c")
+    run_dir = synth["root"] / "run_c"
+    weights = smoke_run["run_dir"] / "model.pdparams"
+    assert main(["--config", str(config), "--run-dir", str(run_dir), "--init", str(weights), "--start-step", "2"]) == 0
+    lines = [json.loads(line) for line in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["step"] for line in lines] == [2, 3]  # steps 2 and 3 of the 4-step schedule, not 0-3 again
+    assert (run_dir / "step.txt").read_text(encoding="utf-8") == "4"
+    trained, start = _weights(run_dir), _weights(smoke_run["run_dir"])
+    assert any(not np.array_equal(trained[n], start[n]) for n in trained)  # it trained from those weights
+    # the run folder's checkpoint (step 4, the schedule's end) wins: nothing is trained again from step 2
+    assert main(["--config", str(config), "--run-dir", str(run_dir), "--init", str(weights), "--start-step", "2"]) == 0
+    assert len((run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines()) == 2
+    with pytest.raises(SystemExit):
+        main(["--config", str(config), "--run-dir", str(synth["root"] / "run_d"), "--start-step", "2"])
+
+
 def test_resumed_run_ends_with_the_same_weights(synth, smoke_run):
     from training.train import main
 
