@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.curve import label_axis, save_figure  # noqa: E402
+from training.curve import label_axis, new_figure, save_figure  # noqa: E402
 
 
 def summarise(adoption: dict) -> dict:
@@ -47,17 +47,12 @@ def add(records: list[dict], name: str, examples: int, paths: list[Path]) -> lis
 
 
 def plot(records: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = (("spine validation and the unseen-contrast stand-in (IoU)",
                [("spine", "iou@1"), ("spine", "iou@3"), ("spine", "iou@10"), ("standin", "iou@3")]),
               ("other structures (Dice@3), bright ellipsoid (Dice), corrective clicks (median share)",
                [("other", "dice@3"), ("ellipsoid", "mean_dice"), ("ellipsoid", "min_dice"),
                 ("corrections", "positive"), ("corrections", "negative")]))
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    fig, axes = new_figure(2, (13, 4))
     for axis, (title, keys) in zip(axes, panels):
         for group, key in keys:
             points = [(r["examples"], r[group][key]) for r in records if key in r.get(group, {})]

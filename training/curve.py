@@ -61,13 +61,8 @@ def judge(package: Path, data: Path, split: Path, max_clicks: int, out: Path, gr
 
 
 def plot(records: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     seen = [r["examples"] for r in records]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = new_figure(3, (13, 3.6))
     for axis, (title, keys) in zip(axes, (("spine validation (IoU)", [("spine", "iou@1"), ("spine", "iou@3"), ("spine", "iou@10")]),
                                           ("other validation (Dice)", [("other", "dice@1"), ("other", "dice@3"), ("other", "dice@10")]),
                                           ("bright ellipsoid, 1 click (Dice)", [("ellipsoid", "mean_dice"), ("ellipsoid", "min_dice")]))):
@@ -76,6 +71,16 @@ def plot(records: list[dict], path: Path) -> None:
             axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=key)
         label_axis(axis, title, "examples seen in this run")
     save_figure(fig, path)
+
+
+def new_figure(panels: int, size: tuple) -> tuple:
+    """(figure, axes) of `panels` side by side, drawn off screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(1, panels, figsize=size)
 
 
 def label_axis(axis, title: str, xlabel: str, fontsize: int | None = None) -> None:
