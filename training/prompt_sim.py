@@ -5,7 +5,8 @@
 - scribble: balls of the click radius along a stroke inside the object (positive) or outside it (negative).
 
 The region channel is one voxel thick (the voxels within half a patch voxel of the plane), as the engine rasterises
-a box or lasso drawn in a slice view. Simulated planes are the patch's axis planes: the engine's ROI grid is aligned
+a box or lasso drawn in a slice view; a manifest's "region_prism" adds the filled shape across the patch along the
+plane's normal at that value, as the engine then draws it. Simulated planes are the patch's axis planes: the engine's ROI grid is aligned
 with the scan's axes, so a box drawn in a slice view of the scan's own orientation lands on one of them.
 """
 from __future__ import annotations
@@ -20,8 +21,9 @@ def largest_slices(gt: np.ndarray, axis: int, keep: float = 0.5) -> np.ndarray:
     return np.flatnonzero(areas >= keep * areas.max()) if areas.max() > 0 else np.array([], int)
 
 
-def region_prompt(rng, gt: np.ndarray, kind: str) -> np.ndarray | None:
-    """The region channel of a simulated box or lasso on a random axis plane through a large cross-section."""
+def region_prompt(rng, gt: np.ndarray, kind: str, prism: float = 0.0) -> np.ndarray | None:
+    """The region channel of a simulated box or lasso on a random axis plane through a large cross-section
+    (extruded across the patch at `prism` when that is > 0)."""
     axis = int(rng.integers(3))
     candidates = largest_slices(gt, axis, keep=rng.uniform(0.3, 0.9))
     if candidates.size == 0:
@@ -43,7 +45,7 @@ def region_prompt(rng, gt: np.ndarray, kind: str) -> np.ndarray | None:
         c0, c1 = max(cols.min() - jitter[2], 0), min(cols.max() + jitter[3], section.shape[1] - 1)
         filled = np.zeros(section.shape, bool)
         filled[r0:r1 + 1, c0:c1 + 1] = True
-    region = np.zeros(gt.shape, np.float32)
+    region = np.expand_dims(filled * np.float32(prism), axis).repeat(gt.shape[axis], axis).astype(np.float32)
     slicer = [slice(None)] * 3
     slicer[axis] = index
     region[tuple(slicer)] = filled

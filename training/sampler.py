@@ -86,7 +86,7 @@ def make_example(rng: np.random.Generator, case: dict, manifest: dict, options: 
     region, clicks = None, []
     prompt = _prompt_kind(rng, options) if not refine else None
     if prompt in ("box", "lasso"):
-        region = region_prompt(rng, gt, prompt)
+        region = region_prompt(rng, gt, prompt, manifest.get("region_prism", 0.0))
     if refine or region is not None:
         start_click = None
     elif not _inside(gt, start_click):  # the click fell off a thin edge when resampled

@@ -214,7 +214,7 @@ class TorchExampleStream:
         has_region = [False] * batch
         for b, rng in enumerate(rngs):
             if kinds[b] in ("box", "lasso"):
-                has_region[b] = _region_prompt(rng, gt[b], kinds[b], region[b], g)
+                has_region[b] = _region_prompt(rng, gt[b], kinds[b], region[b], g, self.manifest.get("region_prism", 0.0))
         examples["region"] = region
 
         # The first click: where the ROI was centred, re-drawn inside the object when resampling moved it off.
@@ -408,8 +408,9 @@ def _perturbed(rng, gt: torch.Tensor) -> torch.Tensor:
     return torch.roll(gt, tuple(int(s) for s in rng.integers(-steps, steps + 1, size=3)), dims=(0, 1, 2))
 
 
-def _region_prompt(rng, gt: torch.Tensor, kind: str, out: torch.Tensor, g) -> bool:
-    """prompt_sim.region_prompt into `out`: a box or lasso on an axis plane through a large cross-section."""
+def _region_prompt(rng, gt: torch.Tensor, kind: str, out: torch.Tensor, g, prism: float = 0.0) -> bool:
+    """prompt_sim.region_prompt into `out`: a box or lasso on an axis plane through a large cross-section (and
+    across the patch at `prism`)."""
     axis = int(rng.integers(3))
     keep = rng.uniform(0.3, 0.9)
     areas = gt.sum(tuple(a for a in range(3) if a != axis)).float()
@@ -434,6 +435,8 @@ def _region_prompt(rng, gt: torch.Tensor, kind: str, out: torch.Tensor, g) -> bo
         c0, c1 = max(int(cols.min()) - jitter[2], 0), min(int(cols.max()) + jitter[3], section.shape[3] - 1)
         filled = torch.zeros(section.shape[2:], dtype=torch.bool, device=gt.device)
         filled[r0:r1 + 1, c0:c1 + 1] = True
+    if prism > 0:
+        out.copy_(filled.float().unsqueeze(axis).expand_as(out) * prism)
     out.select(axis, index).copy_(filled.float())
     return True
 

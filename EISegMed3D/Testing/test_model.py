@@ -182,6 +182,15 @@ def test_unknown_format_version(tiny_model_dir, tmp_path):
         load_model(folder)
 
 
+@pytest.mark.parametrize("prism", [1.0, -0.5, "0.5", True, 0.5])
+def test_region_prism_out_of_range_or_without_a_region_channel(tiny_model_dir, tmp_path, prism):
+    # the tiny model has no region channel, so even a good value (0.5) is refused: it would never be drawn
+    folder = copy_package(tiny_model_dir, tmp_path)
+    edit_manifest(folder, region_prism=prism)
+    with pytest.raises(ModelError, match=r"model\.json: region_prism .* must be a number in \[0, 1\)"):
+        load_model(folder)
+
+
 @pytest.mark.parametrize("channels", [["positive_clicks", "negative_clicks", "distance_map"],
                                       ["positive_clicks", "positive_clicks", "negative_clicks"],
                                       ["previous_mask", "positive_clicks", "region"]])

@@ -7,6 +7,8 @@ read from disk (LPS on file, RAS in the engine).
 from __future__ import annotations
 
 import inspect
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -139,6 +141,35 @@ def test_region_channel_on_an_oblique_plane_matches_the_plane_distance():
     assert expected.sum() > 80
 
 
+def test_region_channel_prism_extrudes_the_polygon_across_the_grid_below_the_plane_value():
+    polygon = np.array([[5, 2, 2], [5, 2, 9], [5, 5, 9], [5, 5, 5], [5, 10, 5], [5, 10, 2]], dtype=np.float64)
+    region = region_channel((12, 12, 12), polygon + [0.2, 0, 0], prism=0.5)
+    footprint = np.zeros((12, 12), bool)
+    footprint[2:6, 2:10] = footprint[2:11, 2:6] = True
+    expected = np.where(footprint, 0.5, 0.0)[None].repeat(12, axis=0).astype(np.float32)
+    expected[5][footprint] = 1.0
+    np.testing.assert_array_equal(region, expected)
+    # a second prompt's prism never lowers what is drawn: the first plane stays 1.0
+    square = np.array([[2, 3, 3], [2, 3, 7], [2, 7, 7], [2, 7, 3]], dtype=np.float64)
+    region_channel((12, 12, 12), square, out=region, prism=0.5)
+    assert region[5][footprint].min() == 1.0 and region[2, 3:8, 3:8].min() == 1.0
+
+
+def test_region_channel_prism_on_an_oblique_plane_follows_the_normal():
+    normal = np.array([0.5, -0.3, 0.8]) / np.linalg.norm([0.5, -0.3, 0.8])
+    u = np.cross(normal, [1.0, 0, 0]); u /= np.linalg.norm(u)
+    v = np.cross(normal, u)
+    centre = np.array([10.3, 9.7, 10.1])
+    rectangle = np.array([centre + a * u + b * v for a, b in ((-6, -4), (6, -4), (6, 4), (-6, 4))])
+    region = region_channel((21, 21, 21), rectangle, prism=0.25)
+    grid = np.stack(np.meshgrid(*[np.arange(21)] * 3, indexing="ij"), axis=-1) - centre
+    across = (np.abs(grid @ u) <= 6) & (np.abs(grid @ v) <= 4)
+    on_plane = across & (np.abs(grid @ normal) <= 0.5)
+    np.testing.assert_array_equal(region == 1.0, on_plane)
+    np.testing.assert_array_equal(region == 0.25, across & ~on_plane)
+    assert (across & ~on_plane).sum() > 10 * on_plane.sum()  # it reaches far across the plane
+
+
 def test_region_channel_refuses_a_polygon_on_one_line():
     with pytest.raises(ValueError, match="one line"):
         region_channel((8, 8, 8), [[1, 1, 1], [2, 2, 2], [3, 3, 3]])
@@ -235,6 +266,30 @@ def test_box_with_a_plane_on_an_oblique_view_is_that_rectangle(region_model, obl
     rectangle = [a, a + 16 * right, b, a + 10 * up]
     assert _check_region(session, recording.channel("region"), rectangle) > 30
     assert isinstance(session.prompts[0], Box)
+
+
+def test_a_model_with_region_prism_gets_the_box_extruded_across_its_oblique_plane(region_model_dir, oblique_volume,
+                                                                                   tmp_path):
+    folder = tmp_path / "prism_model"
+    shutil.copytree(region_model_dir, folder)
+    manifest = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    (folder / "model.json").write_text(json.dumps({**manifest, "region_prism": 0.5}), encoding="utf-8")
+    session, recording = _session(load_model(folder, backend="onnx", device="cpu", threads=1), oblique_volume)
+    centre = oblique_volume.ijk_to_ras_point((22.1, 30.4, 13.2))
+    right, up = _rotation((1, 1, 0), 35.0) @ [1.0, 0, 0], _rotation((1, 1, 0), 35.0) @ [0, 1.0, 0]
+    a, b = centre - 8 * right - 5 * up, centre + 8 * right + 5 * up
+    session.add_box(ras=(a, b), plane=(centre, centre + right, centre + up))
+    region = recording.channel("region")
+    assert set(np.unique(region)) == {0.0, 0.5, 1.0}
+    assert _check_region(session, region == 1.0, [a, a + 16 * right, b, a + 10 * up]) > 20
+    flat = (_patch_centres_ras(session) - centre) @ np.stack([right, up], axis=1)  # in the box's plane, mm
+    across = (np.abs(flat[..., 0]) <= 8 - 1e-6) & (np.abs(flat[..., 1]) <= 5 - 1e-6)
+    edge = (np.abs(np.abs(flat[..., 0]) - 8) <= 1e-6) | (np.abs(np.abs(flat[..., 1]) - 5) <= 1e-6)
+    assert (region[across] > 0).all() and not (region[~across & ~edge] > 0).any()
+    assert (region == 0.5).sum() > 10 * (region == 1.0).sum()
+    # the network reads the prism; the engine's own use of the box (seeds) stays on the plane
+    session.add_lasso(ras=[a, a + 16 * right, b], positive=False)
+    assert set(np.unique(recording.channel("negative_clicks"))) <= {0.0, 1.0}
 
 
 def test_box_in_voxel_indices_on_an_axial_slice(region_model, oblique_volume):

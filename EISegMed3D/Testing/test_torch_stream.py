@@ -174,6 +174,29 @@ def test_region_channel_is_one_voxel_thick_on_an_axis_plane_over_the_object(stre
     assert seen >= 3
 
 
+def test_region_prism_manifest_extrudes_the_drawn_plane_across_the_patch(cache):
+    from training.stream_plans import load_cases
+    from training.torch_stream import TorchExampleStream
+
+    manifest = {**_manifest(), "region_prism": 0.5}
+    prism = TorchExampleStream(load_cases(cache, KEYS[:2], True), manifest, 4, 5, "case", OPTIONS, "cpu")
+    seen = 0
+    for step in range(8):
+        examples = prism.batch(step)
+        for b in range(4):
+            region = examples["region"][b].numpy()
+            if not region.any():
+                continue
+            seen += 1
+            assert set(np.unique(region)) == {0.0, 0.5, 1.0}
+            plane = np.argwhere(region == 1.0)
+            axis = int(np.argmin([np.unique(plane[:, a]).size for a in range(3)]))
+            footprint = np.take(region, plane[0, axis], axis=axis) == 1.0
+            for index in range(region.shape[axis]):  # the same footprint on every slice across the plane
+                np.testing.assert_array_equal(np.take(region, index, axis=axis) > 0, footprint)
+    assert seen >= 3
+
+
 def test_edt_is_exact():
     from training.torch_ops import edt
 

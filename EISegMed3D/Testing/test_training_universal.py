@@ -429,6 +429,23 @@ def test_box_and_lasso_prompts_lie_on_one_plane_around_the_cross_section(kind):
             assert (drawn ^ section).sum() <= 0.35 * section.sum()  # the outline, jittered by at most a voxel
 
 
+@pytest.mark.parametrize("kind", ["box", "lasso"])
+def test_box_and_lasso_prompts_with_a_prism_extrude_the_plane_across_the_patch(kind):
+    from training.prompt_sim import region_prompt
+
+    gt = np.zeros((30, 34, 38), bool)
+    gt[8:22, 10:25, 6:30] = True
+    for seed in range(6):
+        flat = region_prompt(np.random.default_rng(seed), gt, kind)
+        region = region_prompt(np.random.default_rng(seed), gt, kind, prism=0.5)  # the same draw, extruded
+        np.testing.assert_array_equal(region == 1.0, flat > 0)
+        assert set(np.unique(region)) == {0.0, 0.5, 1.0}
+        axis = int(np.argmin([np.unique(np.argwhere(flat)[:, a]).size for a in range(3)]))
+        footprint = flat.any(axis=axis)
+        for index in range(gt.shape[axis]):
+            np.testing.assert_array_equal(np.take(region, index, axis=axis) > 0, footprint)
+
+
 def test_scribble_is_a_dense_line_of_balls_inside_the_object():
     from training.prompt_sim import scribble_clicks
 

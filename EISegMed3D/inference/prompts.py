@@ -8,6 +8,9 @@ The encoding (the same code serves training's simulated prompts):
   falls inside the rectangle / polygon get 1.0 in the model's "region" channel. A model without a "region"
   channel gets a positive lasso as its filled area in the positive channel and cannot take a box. A negative
   lasso (an area that is not the object) always goes into the negative channel as its filled area.
+  A model whose manifest sets "region_prism" (a value in (0, 1)) also gets the rectangle / polygon extruded
+  across the whole patch along the plane's normal at that value (1.0 stays on the plane): a one-voxel slice left
+  the network unsure how far across the plane the object goes (benchmarks/results/experiments/box_misses_off_slice.md).
 
 Prompts are stored like clicks in continuous scan voxel indices (i, j, k); the drawing functions work on a patch
 grid in array order (k, j, i), with `metric` the size of a grid voxel along (k, j, i) (any unit, e.g. mm) so
@@ -127,13 +130,14 @@ def scribble_points(points, spacing: float, metric=None) -> np.ndarray:
     return np.vstack(out)
 
 
-def region_channel(shape, polygon_patch, metric=None, out: np.ndarray | None = None) -> np.ndarray:
+def region_channel(shape, polygon_patch, metric=None, out: np.ndarray | None = None, prism: float = 0.0) -> np.ndarray:
     """Rasterise a planar polygon (N, 3) given in grid coordinates (k, j, i) onto a grid of `shape`.
 
     A voxel is set to 1.0 when its centre lies within half a grid voxel of the polygon's plane (half the voxel's
     extent along the normal: ||normal * metric|| / 2; a plane exactly halfway between two voxel layers takes the
     lower-index one only, so the region is one voxel thick) and its projection onto the plane falls inside the
-    polygon (edges included). `metric`: voxel size along (k, j, i), default isotropic. Draws into `out` when given.
+    polygon (edges included). With `prism` > 0 every other voxel whose projection falls inside gets at least
+    `prism`. `metric`: voxel size along (k, j, i), default isotropic. Draws into `out` (never lowering it) when given.
     """
     out = np.zeros(tuple(shape), dtype=np.float32) if out is None else out
     metric = np.ones(3) if metric is None else np.asarray(metric, dtype=np.float64)
@@ -143,26 +147,75 @@ def region_channel(shape, polygon_patch, metric=None, out: np.ndarray | None = N
     half = 0.5 * float(np.linalg.norm(normal * metric))
     u = _unit(np.cross(normal, np.eye(3)[np.argmin(np.abs(normal))]), "in-plane axis")
     v = np.cross(normal, u)
+    outline = np.stack([(scaled - centroid) @ u, (scaled - centroid) @ v], axis=1)
+    if prism > 0:
+        _draw_prism(out, outline, centroid, normal, np.stack([u, v], axis=1), metric, prism)
     lo = np.maximum(np.floor((scaled.min(axis=0) - half) / metric).astype(int), 0)
     hi = np.minimum(np.ceil((scaled.max(axis=0) + half) / metric).astype(int) + 1, out.shape)
     if np.any(hi <= lo):
         return out
-    grids = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij")
-    centres = np.stack([g.ravel() for g in grids], axis=1)
+    centres = _centres(lo, hi)
     offsets = centres * metric - centroid
     distance = offsets @ normal
     near = (distance >= -half - _EDGE_EPS) & (distance < half - _EDGE_EPS)  # half-open: one layer when halfway
-    flat = np.stack([offsets[near] @ u, offsets[near] @ v], axis=1)
-    outline = np.stack([(scaled - centroid) @ u, (scaled - centroid) @ v], axis=1)
-    from skimage.measure import points_in_poly  # here, not at import: training on a GPU machine without skimage
-
-    inside = points_in_poly(flat, outline)
-    # Centres on an edge count as inside; rounding can put them a hair outside, so measure those few exactly.
-    near_box = ~inside & np.all((flat >= outline.min(axis=0) - _EDGE_EPS) & (flat <= outline.max(axis=0) + _EDGE_EPS), axis=1)
-    inside[near_box] = _edge_distance(flat[near_box], outline) <= _EDGE_EPS
-    hit = centres[near][inside]
+    hit = centres[near][_inside_outline(offsets[near] @ np.stack([u, v], axis=1), outline)]
     out[hit[:, 0], hit[:, 1], hit[:, 2]] = 1.0
     return out
+
+
+def _centres(lo, hi) -> np.ndarray:
+    """Grid indices (k, j, i) of the block lo:hi, one row per voxel."""
+    grids = np.meshgrid(*[np.arange(a, b) for a, b in zip(lo, hi)], indexing="ij")
+    return np.stack([g.ravel() for g in grids], axis=1)
+
+
+def _draw_prism(out: np.ndarray, outline, centroid, normal, in_plane, metric, value: float) -> None:
+    """Raise to `value` every voxel of `out` whose centre projects into the polygon `outline` (plane coordinates)."""
+    along = np.flatnonzero(np.abs(normal) > 1e-12)
+    if along.size == 1:  # a grid axis plane: every layer across it has the same footprint, found once
+        axis = int(along[0])
+        hi = np.asarray(out.shape)
+        hi[axis] = 1
+        centres = _centres(np.zeros(3, int), hi)
+        inside = _inside_outline((centres * metric - centroid) @ in_plane, outline).reshape(tuple(hi))
+        np.maximum(out, np.where(inside, np.float32(value), np.float32(0)), out=out)
+        return
+    centres = _centres(np.zeros(3, int), out.shape)
+    hit = centres[_inside_outline((centres * metric - centroid) @ in_plane, outline)]
+    out[hit[:, 0], hit[:, 1], hit[:, 2]] = np.maximum(out[hit[:, 0], hit[:, 1], hit[:, 2]], value)
+
+
+def _inside_outline(flat: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """Which 2D points lie inside the closed polygon `outline`, its edges included."""
+    from skimage.measure import points_in_poly  # here, not at import: training on a GPU machine without skimage
+
+    lo, hi = outline.min(axis=0) - _EDGE_EPS, outline.max(axis=0) + _EDGE_EPS
+    candidate = np.all((flat >= lo) & (flat <= hi), axis=1)  # the polygon test only inside its bounding rectangle
+    inside = np.zeros(len(flat), bool)
+    inside[candidate] = points_in_poly(flat[candidate], outline)
+    # Centres on an edge count as inside; rounding can put them a hair outside, so measure those few exactly.
+    edge = np.flatnonzero(candidate & ~inside)
+    inside[edge] = _on_outline(flat[edge], outline)
+    return inside
+
+
+def _on_outline(points: np.ndarray, outline: np.ndarray, samples: int = 2048) -> np.ndarray:
+    """Which 2D points lie within _EDGE_EPS of the closed polygon's outline. Exact; the distance to every edge is
+    measured only for points near the outline's dense samples (a prism has many points, most far from it)."""
+    from scipy.spatial import cKDTree
+
+    if len(points) == 0:
+        return np.zeros(0, bool)
+    ab = np.roll(outline, -1, axis=0) - outline
+    lengths = np.linalg.norm(ab, axis=1)
+    step = max(lengths.sum() / samples, 1e-9)  # samples at most `step` apart along every edge
+    pieces = np.maximum(np.ceil(lengths / step).astype(int), 1)
+    along = [a + ab_i * (np.arange(n)[:, None] / n) for a, ab_i, n in zip(outline, ab, pieces)]
+    distance, _ = cKDTree(np.vstack(along)).query(points, distance_upper_bound=step / 2 + 2 * _EDGE_EPS)
+    near = np.flatnonzero(np.isfinite(distance))  # a point within eps of an edge is within step / 2 + eps of a sample
+    result = np.zeros(len(points), bool)
+    result[near] = _edge_distance(points[near], outline) <= _EDGE_EPS
+    return result
 
 
 def _edge_distance(points: np.ndarray, polygon: np.ndarray, chunk: int = 4096) -> np.ndarray:
@@ -205,7 +258,8 @@ def prompt_channels(prompts, roi: Roi, spacing_kji, manifest: dict, names) -> di
             if isinstance(prompt, Box) and REGION not in channels:
                 raise ValueError(f"model {manifest.get('name')} has no 'region' input; boxes need a model trained with them")
             target = REGION if prompt.positive and REGION in channels else sign
-            region_channel(roi.shape, roi.to_patch(prompt.polygon_kji), voxel_mm, out=channels[target])
+            prism = manifest.get("region_prism", 0.0) if target == REGION else 0.0
+            region_channel(roi.shape, roi.to_patch(prompt.polygon_kji), voxel_mm, out=channels[target], prism=prism)
         else:
             raise TypeError(f"not a prompt: {prompt!r}")
     return channels
