@@ -23,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .clickmaps import Click, ball_radius, draw_ball
+from .polygon2d import EDGE_EPS, inside_along_lines, inside_polygon
 from .roi import Roi
 
 REGION = "region"
 POSITIVE, NEGATIVE = "positive_clicks", "negative_clicks"
-_EDGE_EPS = 1e-6  # voxel centres this close to a polygon edge (in metric units) count as inside
 
 
 @dataclass(frozen=True)
@@ -157,8 +157,8 @@ def region_channel(shape, polygon_patch, metric=None, out: np.ndarray | None = N
     centres = _centres(lo, hi)
     offsets = centres * metric - centroid
     distance = offsets @ normal
-    near = (distance >= -half - _EDGE_EPS) & (distance < half - _EDGE_EPS)  # half-open: one layer when halfway
-    hit = centres[near][_inside_outline(offsets[near] @ np.stack([u, v], axis=1), outline)]
+    near = (distance >= -half - EDGE_EPS) & (distance < half - EDGE_EPS)  # half-open: one layer when halfway
+    hit = centres[near][inside_polygon(offsets[near] @ np.stack([u, v], axis=1), outline)]
     out[hit[:, 0], hit[:, 1], hit[:, 2]] = 1.0
     return out
 
@@ -170,64 +170,16 @@ def _centres(lo, hi) -> np.ndarray:
 
 
 def _draw_prism(out: np.ndarray, outline, centroid, normal, in_plane, metric, value: float) -> None:
-    """Raise to `value` every voxel of `out` whose centre projects into the polygon `outline` (plane coordinates)."""
-    along = np.flatnonzero(np.abs(normal) > 1e-12)
-    if along.size == 1:  # a grid axis plane: every layer across it has the same footprint, found once
-        axis = int(along[0])
-        hi = np.asarray(out.shape)
-        hi[axis] = 1
-        centres = _centres(np.zeros(3, int), hi)
-        inside = _inside_outline((centres * metric - centroid) @ in_plane, outline).reshape(tuple(hi))
-        np.maximum(out, np.where(inside, np.float32(value), np.float32(0)), out=out)
-        return
-    centres = _centres(np.zeros(3, int), out.shape)
-    hit = centres[_inside_outline((centres * metric - centroid) @ in_plane, outline)]
-    out[hit[:, 0], hit[:, 1], hit[:, 2]] = np.maximum(out[hit[:, 0], hit[:, 1], hit[:, 2]], value)
-
-
-def _inside_outline(flat: np.ndarray, outline: np.ndarray) -> np.ndarray:
-    """Which 2D points lie inside the closed polygon `outline`, its edges included."""
-    from skimage.measure import points_in_poly  # here, not at import: training on a GPU machine without skimage
-
-    lo, hi = outline.min(axis=0) - _EDGE_EPS, outline.max(axis=0) + _EDGE_EPS
-    candidate = np.all((flat >= lo) & (flat <= hi), axis=1)  # the polygon test only inside its bounding rectangle
-    inside = np.zeros(len(flat), bool)
-    inside[candidate] = points_in_poly(flat[candidate], outline)
-    # Centres on an edge count as inside; rounding can put them a hair outside, so measure those few exactly.
-    edge = np.flatnonzero(candidate & ~inside)
-    inside[edge] = _on_outline(flat[edge], outline)
-    return inside
-
-
-def _on_outline(points: np.ndarray, outline: np.ndarray, samples: int = 2048) -> np.ndarray:
-    """Which 2D points lie within _EDGE_EPS of the closed polygon's outline. Exact; the distance to every edge is
-    measured only for points near the outline's dense samples (a prism has many points, most far from it)."""
-    from scipy.spatial import cKDTree
-
-    if len(points) == 0:
-        return np.zeros(0, bool)
-    ab = np.roll(outline, -1, axis=0) - outline
-    lengths = np.linalg.norm(ab, axis=1)
-    step = max(lengths.sum() / samples, 1e-9)  # samples at most `step` apart along every edge
-    pieces = np.maximum(np.ceil(lengths / step).astype(int), 1)
-    along = [a + ab_i * (np.arange(n)[:, None] / n) for a, ab_i, n in zip(outline, ab, pieces)]
-    distance, _ = cKDTree(np.vstack(along)).query(points, distance_upper_bound=step / 2 + 2 * _EDGE_EPS)
-    near = np.flatnonzero(np.isfinite(distance))  # a point within eps of an edge is within step / 2 + eps of a sample
-    result = np.zeros(len(points), bool)
-    result[near] = _edge_distance(points[near], outline) <= _EDGE_EPS
-    return result
-
-
-def _edge_distance(points: np.ndarray, polygon: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Distance of each 2D point to the closed polygon's outline (all edges at once, points in chunks)."""
-    a, ab = polygon, np.roll(polygon, -1, axis=0) - polygon
-    length2 = np.maximum((ab * ab).sum(axis=1), 1e-300)
-    best = np.empty(len(points))
-    for start in range(0, len(points), chunk):
-        p = points[start:start + chunk, None, :] - a[None]  # (points, edges, 2)
-        t = np.clip((p * ab[None]).sum(axis=2) / length2, 0.0, 1.0)
-        best[start:start + chunk] = np.sqrt(((p - t[..., None] * ab[None]) ** 2).sum(axis=2).min(axis=1)) if len(a) else np.inf
-    return best
+    """Raise to `value` every voxel of `out` whose centre projects into the polygon `outline` (plane coordinates):
+    column by column along the grid axis nearest the normal (one polygon test per column, not per voxel)."""
+    axis = int(np.argmax(np.abs(normal)))
+    hi = np.asarray(out.shape)
+    hi[axis] = 1
+    first = (_centres(np.zeros(3, int), hi) * metric - centroid) @ in_plane  # each column's first voxel, in the plane
+    step = (np.eye(3)[axis] * metric) @ in_plane  # and how far one voxel along the column moves it
+    inside = inside_along_lines(first, step, out.shape[axis], outline)  # (columns, voxels along them)
+    inside = np.moveaxis(inside.reshape(*[n for a, n in enumerate(out.shape) if a != axis], out.shape[axis]), -1, axis)
+    np.maximum(out, np.where(inside, np.float32(value), np.float32(0)), out=out)
 
 
 def _unit(vector, what: str) -> np.ndarray:
