@@ -128,15 +128,22 @@ def test_region_channel_on_an_anisotropic_grid_takes_one_thick_slice():
     assert region[3].sum() == 36
 
 
-def test_region_channel_on_an_oblique_plane_matches_the_plane_distance():
+def _oblique_rectangle():
+    """A 12 x 8 rectangle on an oblique plane through a 21^3 grid, and each grid voxel centre's offset from its centre
+    along the plane's normal and its two edges."""
     normal = np.array([0.5, -0.3, 0.8]) / np.linalg.norm([0.5, -0.3, 0.8])
     u = np.cross(normal, [1.0, 0, 0]); u /= np.linalg.norm(u)
     v = np.cross(normal, u)
     centre = np.array([10.3, 9.7, 10.1])
     rectangle = np.array([centre + a * u + b * v for a, b in ((-6, -4), (6, -4), (6, 4), (-6, 4))])
-    region = region_channel((21, 21, 21), rectangle)
     grid = np.stack(np.meshgrid(*[np.arange(21)] * 3, indexing="ij"), axis=-1) - centre
-    expected = (np.abs(grid @ normal) <= 0.5) & (np.abs(grid @ u) <= 6) & (np.abs(grid @ v) <= 4)
+    return rectangle, grid @ normal, grid @ u, grid @ v
+
+
+def test_region_channel_on_an_oblique_plane_matches_the_plane_distance():
+    rectangle, across, along_u, along_v = _oblique_rectangle()
+    region = region_channel((21, 21, 21), rectangle)
+    expected = (np.abs(across) <= 0.5) & (np.abs(along_u) <= 6) & (np.abs(along_v) <= 4)
     np.testing.assert_array_equal(region > 0, expected)
     assert expected.sum() > 80
 
@@ -156,15 +163,10 @@ def test_region_channel_prism_extrudes_the_polygon_across_the_grid_below_the_pla
 
 
 def test_region_channel_prism_on_an_oblique_plane_follows_the_normal():
-    normal = np.array([0.5, -0.3, 0.8]) / np.linalg.norm([0.5, -0.3, 0.8])
-    u = np.cross(normal, [1.0, 0, 0]); u /= np.linalg.norm(u)
-    v = np.cross(normal, u)
-    centre = np.array([10.3, 9.7, 10.1])
-    rectangle = np.array([centre + a * u + b * v for a, b in ((-6, -4), (6, -4), (6, 4), (-6, 4))])
+    rectangle, distance, along_u, along_v = _oblique_rectangle()
     region = region_channel((21, 21, 21), rectangle, prism=0.25)
-    grid = np.stack(np.meshgrid(*[np.arange(21)] * 3, indexing="ij"), axis=-1) - centre
-    across = (np.abs(grid @ u) <= 6) & (np.abs(grid @ v) <= 4)
-    on_plane = across & (np.abs(grid @ normal) <= 0.5)
+    across = (np.abs(along_u) <= 6) & (np.abs(along_v) <= 4)
+    on_plane = across & (np.abs(distance) <= 0.5)
     np.testing.assert_array_equal(region == 1.0, on_plane)
     np.testing.assert_array_equal(region == 0.25, across & ~on_plane)
     assert (across & ~on_plane).sum() > 10 * on_plane.sum()  # it reaches far across the plane
