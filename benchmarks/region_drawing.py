@@ -74,7 +74,7 @@ def render(rows: list[dict], command: str, machine: str) -> str:
 
 
 def main(argv=None) -> int:
-    from sections import update_section
+    from sections import publish
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -82,10 +82,8 @@ def main(argv=None) -> int:
     parser.add_argument("--machine", default="the shared 2-core machine", help="the machine and its load, for the write-up")
     parser.add_argument("--write", action="store_true", help="rewrite this benchmark's section of BENCHMARKS.md")
     args = parser.parse_args(argv)
-    text = render(measure(args.repeats), "python benchmarks/region_drawing.py " + shlex.join(argv), args.machine)
-    print(text)
-    if args.write:
-        update_section(ROOT / "BENCHMARKS.md", text, MARK_START, MARK_END)
+    publish(render(measure(args.repeats), "python benchmarks/region_drawing.py " + shlex.join(argv), args.machine),
+            args.write, MARK_START, MARK_END)
     return 0
 
 

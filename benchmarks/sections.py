@@ -13,3 +13,10 @@ def update_section(path: Path, section: str, start: str, end: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section.strip("\n") + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def publish(section: str, write: bool, start: str, end: str) -> None:
+    """Print a benchmark's section; with `write`, also put it in BENCHMARKS.md in place of its previous version."""
+    print(section)
+    if write:
+        update_section(Path(__file__).resolve().parents[1] / "BENCHMARKS.md", section, start, end)

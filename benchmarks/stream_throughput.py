@@ -104,11 +104,9 @@ def main(argv=None) -> int:
               "over that budget are dropped from the largest folder (water-fat spine), every other case first, listed in the pack's "
               "meta. What differs from the CPU recipe: `training.torch_stream.DIFFERENCES`.", MARK_END]
     section = "\n".join(lines)
-    print(section)
-    if args.write:
-        from sections import update_section
+    from sections import publish
 
-        update_section(ROOT / "BENCHMARKS.md", section, MARK_START, MARK_END)
+    publish(section, args.write, MARK_START, MARK_END)
     return 0
 
 

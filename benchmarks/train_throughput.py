@@ -143,7 +143,7 @@ def render(results: dict, command: str, machine: str) -> str:
 
 def main(argv=None) -> int:
     from latency import cpu_model
-    from sections import update_section
+    from sections import publish
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -163,9 +163,7 @@ def main(argv=None) -> int:
                 print(f"round {round_ + 1}: {name}: {results[name][-1]}", flush=True)
     text = render(results, "python benchmarks/train_throughput.py " + shlex.join(sys.argv[1:] if argv is None else argv),
                   f"{cpu_model()}, {os.cpu_count()} cores")
-    print(text)
-    if args.write:
-        update_section(ROOT / "BENCHMARKS.md", text, MARK_START, MARK_END)
+    publish(text, args.write, MARK_START, MARK_END)
     return 0
 
 
