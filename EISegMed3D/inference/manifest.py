@@ -56,8 +56,8 @@ def check_manifest(manifest: dict, path: Path) -> None:
         raise ModelError(f"{path}: patch_shape {patch!r} must be three positive integers")
     check_inputs(manifest["inputs"], path)
     prism = manifest.get("region_prism", 0.0)
-    if "region_prism" in manifest and (isinstance(prism, bool) or not isinstance(prism, (int, float))
-                                       or not 0.0 <= prism < 1.0 or "region" not in manifest["inputs"][1]["channels"]):
+    if isinstance(prism, bool) or not isinstance(prism, (int, float)) or not 0.0 <= prism < 1.0 or \
+            (prism and "region" not in manifest["inputs"][1]["channels"]):
         raise ModelError(f"{path}: region_prism {prism!r} must be a number in [0, 1) (below the plane's 1.0) and "
                          f"needs a 'region' input channel")
 

@@ -1,5 +1,5 @@
-"""Exact 2D polygon tests for drawing a box or lasso (inference/prompts.py): inside (edges included), on the outline,
-and inside along many parallel lines at once (a prism across a patch: one crossing count per line)."""
+"""Exact 2D polygon tests for drawing a box or lasso (inference/prompts.py): inside (edges included), point by point
+and along many parallel lines at once (a prism across a patch: one crossing count per line)."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,27 +18,8 @@ def inside_polygon(flat: np.ndarray, outline: np.ndarray) -> np.ndarray:
     inside[candidate] = points_in_poly(flat[candidate], outline)
     # Centres on an edge count as inside; rounding can put them a hair outside, so measure those few exactly.
     edge = np.flatnonzero(candidate & ~inside)
-    inside[edge] = on_outline(flat[edge], outline)
+    inside[edge] = edge_distance(flat[edge], outline) <= EDGE_EPS
     return inside
-
-
-def on_outline(points: np.ndarray, outline: np.ndarray, samples: int = 2048) -> np.ndarray:
-    """Which 2D points lie within EDGE_EPS of the closed polygon's outline. Exact; the distance to every edge is
-    measured only for points near the outline's dense samples (a prism has many points, most far from it)."""
-    from scipy.spatial import cKDTree
-
-    if len(points) == 0:
-        return np.zeros(0, bool)
-    ab = np.roll(outline, -1, axis=0) - outline
-    lengths = np.linalg.norm(ab, axis=1)
-    step = max(lengths.sum() / samples, 1e-9)  # samples at most `step` apart along every edge
-    pieces = np.maximum(np.ceil(lengths / step).astype(int), 1)
-    along = [a + ab_i * (np.arange(n)[:, None] / n) for a, ab_i, n in zip(outline, ab, pieces)]
-    distance, _ = cKDTree(np.vstack(along)).query(points, distance_upper_bound=step / 2 + 2 * EDGE_EPS)
-    near = np.flatnonzero(np.isfinite(distance))  # a point within eps of an edge is within step / 2 + eps of a sample
-    result = np.zeros(len(points), bool)
-    result[near] = edge_distance(points[near], outline) <= EDGE_EPS
-    return result
 
 
 def edge_distance(points: np.ndarray, polygon: np.ndarray, chunk: int = 4096) -> np.ndarray:
