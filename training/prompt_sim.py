@@ -6,13 +6,16 @@
 
 The region channel is one voxel thick (the voxels within half a patch voxel of the plane), as the engine rasterises
 a box or lasso drawn in a slice view; a manifest's "region_prism" adds the filled shape across the patch along the
-plane's normal at that value, as the engine then draws it. Simulated planes are the patch's axis planes: the engine's ROI grid is aligned
+plane's normal at that value, as the engine then draws it, and "region_prism_with_clicks" its value once clicks
+follow (`prism_with_clicks`, applied when the channels are fed). Simulated planes are the patch's axis planes: the engine's ROI grid is aligned
 with the scan's axes, so a box drawn in a slice view of the scan's own orientation lands on one of them.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+from inference.prompts import prism_value
 
 
 def largest_slices(gt: np.ndarray, axis: int, keep: float = 0.5) -> np.ndarray:
@@ -79,3 +82,14 @@ def scribble_clicks(rng, gt: np.ndarray, others: np.ndarray, radius_vox: float, 
         ring = ndimage.binary_dilation(gt, iterations=int(rng.integers(2, 6))) & ~gt
         region = (others & ~gt) if others.any() and rng.random() < 0.5 else ring
     return [(p, positive) for p in stroke_points(rng, region, max(radius_vox / 2.0, 0.5), int(rng.integers(2, 5)))]
+
+
+def prism_with_clicks(region, manifest: dict, clicked):
+    """The region channel as the engine feeds it once clicks follow the box / lasso: the prism (every value below the
+    plane's 1.0, drawn at "region_prism") rescaled to "region_prism_with_clicks" where `clicked` (a bool, or a
+    per-example bool tensor shaped to broadcast over `region`); numpy arrays and torch tensors alike."""
+    drawn = manifest.get("region_prism", 0.0)
+    if region is None or not drawn:
+        return region
+    lowered = 1.0 - prism_value(manifest, True) / drawn
+    return region - (region < 1) * region * lowered * clicked

@@ -11,7 +11,7 @@ from inference.roi import sample
 
 from .augment import augment_intensity, augment_geometry
 from .clicks import first_click_sets, first_positive, first_positive_from_sets, initial_clicks
-from .prompt_sim import region_prompt, scribble_clicks
+from .prompt_sim import prism_with_clicks, region_prompt, scribble_clicks
 from .pseudo_objects import neighbour_values, paste_shape, smooth_shape
 from .soft_target import coverage
 
@@ -211,7 +211,7 @@ def to_arrays(example: dict, manifest: dict) -> tuple[np.ndarray, np.ndarray]:
     """(image (1, D, H, W), clicks (C, D, H, W)) for the network, channels as the manifest names them."""
     positive, negative = click_channels(example["clicks"], example["gt"].shape, manifest, example["voxel_mm"])
     maps = {"previous_mask": example["previous"], "positive_clicks": positive, "negative_clicks": negative}
-    region = example.get("region")
+    region = prism_with_clicks(example.get("region"), manifest, bool(example["clicks"]))
     maps["region"] = region if region is not None else np.zeros(example["gt"].shape, np.float32)
     return example["image"][None], np.stack([maps[name] for name in click_channel_names(manifest)])
 

@@ -24,6 +24,7 @@ from . import torch_ops as ops
 from .augment import random_curve, wide_scale
 from .batches import case_weights
 from .pseudo_objects import edge_sigma
+from .prompt_sim import prism_with_clicks
 from .sampler import _prompt_kind, click_channel_names
 from .soft_target import axis_overlaps, dense, read_region
 from .stream_plans import cpu_part, draw_plan, init_planner, load_source, plan_once, plan_slot, source_of
@@ -107,8 +108,9 @@ class TorchExampleStream:
         return examples
 
     def arrays(self, examples: dict):
+        clicked = examples["valid"].any(1).view(-1, 1, 1, 1)
         maps = {"previous_mask": examples["previous"], "positive_clicks": examples["pos"],
-                "negative_clicks": examples["neg"], "region": examples["region"]}
+                "negative_clicks": examples["neg"], "region": prism_with_clicks(examples["region"], self.manifest, clicked)}
         clicks = torch.stack([maps[name] for name in self.names], 1)
         return examples["image"][:, None], clicks, examples.get("soft", examples["gt"].float())[:, None]
 

@@ -182,12 +182,13 @@ def test_unknown_format_version(tiny_model_dir, tmp_path):
         load_model(folder)
 
 
+@pytest.mark.parametrize("key", ["region_prism", "region_prism_with_clicks"])
 @pytest.mark.parametrize("prism", [1.0, -0.5, "0.5", True, 0.5])
-def test_region_prism_out_of_range_or_without_a_region_channel(tiny_model_dir, tmp_path, prism):
+def test_region_prism_out_of_range_or_without_a_region_channel(tiny_model_dir, tmp_path, key, prism):
     # the tiny model has no region channel, so even a good value (0.5) is refused: it would never be drawn
     folder = copy_package(tiny_model_dir, tmp_path)
-    edit_manifest(folder, region_prism=prism)
-    with pytest.raises(ModelError, match=r"model\.json: region_prism .* must be a number in \[0, 1\)"):
+    edit_manifest(folder, **{key: prism})
+    with pytest.raises(ModelError, match=rf"model\.json: {key} .* must be a number in \[0, 1\)"):
         load_model(folder)
 
 

@@ -294,6 +294,24 @@ def test_a_model_with_region_prism_gets_the_box_extruded_across_its_oblique_plan
     assert set(np.unique(recording.channel("negative_clicks"))) <= {0.0, 1.0}
 
 
+def test_the_prism_takes_its_with_clicks_value_once_the_user_clicks(region_model_dir, oblique_volume, tmp_path):
+    folder = tmp_path / "prism_model"
+    shutil.copytree(region_model_dir, folder)
+    manifest = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    (folder / "model.json").write_text(json.dumps({**manifest, "region_prism": 0.5, "region_prism_with_clicks": 0.2}),
+                                       encoding="utf-8")
+    session, recording = _session(load_model(folder, backend="onnx", device="cpu", threads=1), oblique_volume)
+    session.add_box(ijk=((20, 20, 14), (32, 34, 14)))
+    alone = recording.channel("region")
+    assert set(np.unique(alone)) == {0.0, 0.5, 1.0}
+    session.add_box(ijk=((22, 22, 16), (30, 30, 16)))  # a second box is not a click: the prism stays
+    assert set(np.unique(recording.channel("region"))) == {0.0, 0.5, 1.0}
+    session.add_click(ijk=(26, 27, 18))
+    clicked = recording.channel("region")
+    np.testing.assert_allclose(np.unique(clicked), [0.0, 0.2, 1.0], rtol=1e-6)
+    assert (clicked == 1.0).any()  # the boxes' planes stay at 1.0
+
+
 def test_box_in_voxel_indices_on_an_axial_slice(region_model, oblique_volume):
     session, recording = _session(region_model, oblique_volume)
     result = session.add_box(ijk=((14.0, 20.0, 12.0), (30.0, 36.0, 12.0)))  # same k: the axial slice 12

@@ -197,6 +197,29 @@ def test_region_prism_manifest_extrudes_the_drawn_plane_across_the_patch(cache):
     assert seen >= 3
 
 
+def test_the_fed_prism_takes_its_with_clicks_value_where_the_example_has_clicks(cache):
+    from training.stream_plans import load_cases
+    from training.torch_stream import TorchExampleStream
+
+    manifest = {**_manifest(), "region_prism": 0.5, "region_prism_with_clicks": 0.1}
+    stream = TorchExampleStream(load_cases(cache, KEYS[:2], True), manifest, 4, 5, "case", OPTIONS, "cpu")
+    seen = {True: 0, False: 0}
+    for step in range(12):
+        examples = stream.batch(step)
+        for _ in range(2):  # as drawn, then after an error-click pass (a click wherever the prediction is wrong)
+            fed = stream.arrays(examples)[1][:, manifest["inputs"][1]["channels"].index("region")]
+            for b in range(4):
+                drawn = examples["region"][b]
+                if not drawn.any():
+                    continue
+                clicked = bool(examples["valid"][b].any())
+                seen[clicked] += 1
+                expected = torch.where(drawn == 0.5, 0.1 if clicked else 0.5, drawn)
+                torch.testing.assert_close(fed[b], expected)
+            examples = stream.add_error_clicks(examples, torch.zeros_like(examples["gt"]))
+    assert seen[True] >= 3 and seen[False] >= 2
+
+
 def test_edt_is_exact():
     from training.torch_ops import edt
 

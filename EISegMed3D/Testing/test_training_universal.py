@@ -446,6 +446,23 @@ def test_box_and_lasso_prompts_with_a_prism_extrude_the_plane_across_the_patch(k
             np.testing.assert_array_equal(np.take(region, index, axis=axis) > 0, footprint)
 
 
+def test_fed_region_takes_the_with_clicks_prism_value_only_once_there_are_clicks():
+    from training.prompt_sim import region_prompt
+    from training.sampler import to_arrays
+
+    gt = np.zeros((30, 34, 38), bool)
+    gt[8:22, 10:25, 6:30] = True
+    manifest = json.loads((REPO / "training/configs/manifest_prompts_prism.json").read_text(encoding="utf-8"))
+    manifest.update(region_prism=0.5, region_prism_with_clicks=0.0)
+    region = region_prompt(np.random.default_rng(3), gt, "box", prism=0.5)
+    example = {"image": np.zeros(gt.shape, np.float32), "gt": gt, "previous": np.zeros(gt.shape, np.float32),
+               "clicks": [], "voxel_mm": (1.0, 1.0, 1.0), "region": region}
+    index = manifest["inputs"][1]["channels"].index("region")
+    np.testing.assert_array_equal(to_arrays(example, manifest)[1][index], region)
+    example["clicks"] = [(np.array([15.0, 17.0, 18.0]), True)]
+    np.testing.assert_array_equal(to_arrays(example, manifest)[1][index], (region == 1.0).astype(np.float32))
+
+
 def test_scribble_is_a_dense_line_of_balls_inside_the_object():
     from training.prompt_sim import scribble_clicks
 

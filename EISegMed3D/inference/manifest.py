@@ -55,11 +55,12 @@ def check_manifest(manifest: dict, path: Path) -> None:
     if not (isinstance(patch, list) and len(patch) == 3 and all(isinstance(s, int) and s > 0 for s in patch)):
         raise ModelError(f"{path}: patch_shape {patch!r} must be three positive integers")
     check_inputs(manifest["inputs"], path)
-    prism = manifest.get("region_prism", 0.0)
-    if isinstance(prism, bool) or not isinstance(prism, (int, float)) or not 0.0 <= prism < 1.0 or \
-            (prism and "region" not in manifest["inputs"][1]["channels"]):
-        raise ModelError(f"{path}: region_prism {prism!r} must be a number in [0, 1) (below the plane's 1.0) and "
-                         f"needs a 'region' input channel")
+    for key in ("region_prism", "region_prism_with_clicks"):
+        prism = manifest.get(key, 0.0)
+        if isinstance(prism, bool) or not isinstance(prism, (int, float)) or not 0.0 <= prism < 1.0 or \
+                (prism and "region" not in manifest["inputs"][1]["channels"]):
+            raise ModelError(f"{path}: {key} {prism!r} must be a number in [0, 1) (below the plane's 1.0) and "
+                             f"needs a 'region' input channel")
 
 
 def check_inputs(inputs, path: Path) -> None:

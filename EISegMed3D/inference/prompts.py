@@ -11,6 +11,9 @@ The encoding (the same code serves training's simulated prompts):
   A model whose manifest sets "region_prism" (a value in (0, 1)) also gets the rectangle / polygon extruded
   across the whole patch along the plane's normal at that value (1.0 stays on the plane): a one-voxel slice left
   the network unsure how far across the plane the object goes (benchmarks/results/experiments/box_misses_off_slice.md).
+  Its "region_prism_with_clicks" (default: the same value) replaces that value once the session also holds a click,
+  scribble or negative lasso: the previous mask then carries the box's answer, and a prism kept at full strength
+  outweighed the clicks that correct it (benchmarks/results/experiments/universal_v17_result.md).
 
 Prompts are stored like clicks in continuous scan voxel indices (i, j, k); the drawing functions work on a patch
 grid in array order (k, j, i), with `metric` the size of a grid voxel along (k, j, i) (any unit, e.g. mm) so
@@ -199,6 +202,7 @@ def prompt_channels(prompts, roi: Roi, spacing_kji, manifest: dict, names) -> di
         channels[REGION] = np.zeros(roi.shape, np.float32)
     voxel_mm = roi.voxel_mm(spacing_kji)
     radius, metric = ball_radius(manifest, voxel_mm)
+    prism = prism_value(manifest, any(not _is_region(prompt, channels) for prompt in prompts))
     for prompt in prompts:
         sign = POSITIVE if prompt.positive else NEGATIVE
         if isinstance(prompt, Click):
@@ -209,9 +213,21 @@ def prompt_channels(prompts, roi: Roi, spacing_kji, manifest: dict, names) -> di
         elif isinstance(prompt, (Box, Lasso)):
             if isinstance(prompt, Box) and REGION not in channels:
                 raise ValueError(f"model {manifest.get('name')} has no 'region' input; boxes need a model trained with them")
-            target = REGION if prompt.positive and REGION in channels else sign
-            prism = manifest.get("region_prism", 0.0) if target == REGION else 0.0
-            region_channel(roi.shape, roi.to_patch(prompt.polygon_kji), voxel_mm, out=channels[target], prism=prism)
+            target = REGION if _is_region(prompt, channels) else sign
+            region_channel(roi.shape, roi.to_patch(prompt.polygon_kji), voxel_mm, out=channels[target],
+                           prism=prism if target == REGION else 0.0)
         else:
             raise TypeError(f"not a prompt: {prompt!r}")
     return channels
+
+
+def prism_value(manifest: dict, clicked: bool) -> float:
+    """The value a box / lasso footprint gets across its plane: "region_prism", or once the user has also clicked
+    (`clicked`: any prompt drawn into the click channels) "region_prism_with_clicks" (default the same)."""
+    prism = manifest.get("region_prism", 0.0)
+    return manifest.get("region_prism_with_clicks", prism) if clicked else prism
+
+
+def _is_region(prompt, channels: dict) -> bool:
+    """A prompt drawn into the region channel: a positive box or lasso, for a model that has one."""
+    return isinstance(prompt, (Box, Lasso)) and prompt.positive and REGION in channels
