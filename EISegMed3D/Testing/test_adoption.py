@@ -52,3 +52,28 @@ def test_the_long_run_curve_keeps_one_summary_per_candidate_and_draws_it(bright_
                                 "--examples", "404"]) == 0
     assert [(r["name"], r["examples"]) for r in json.loads((curve / "candidates.json").read_text())] == [
         ("start", 0), ("step 100", 404)]
+
+
+def test_corrections_on_every_spine_validation_object_of_the_split(bright_model_dir, tmp_path):
+    import numpy as np
+    import SimpleITK as sitk
+
+    from inference import load_model
+    from training.evaluation.corrections import correction_fractions, spine_validation_objects, summary
+
+    for folder, case, values in (("spine_mri_a", "case_001", (2, 5)), ("ct_organs", "case_003", (1,))):
+        (tmp_path / folder).mkdir()
+        labels = np.zeros((24, 40, 40), np.uint8)
+        image = np.zeros(labels.shape, np.float32)
+        for n, value in enumerate(values):
+            labels[6:18, 6:20, 4 + 18 * n:16 + 18 * n] = value
+            image[6:18, 6:20, 4 + 18 * n:14 + 18 * n] = 200.0  # the bright part is smaller: a false region to remove
+        for array, name in ((image, f"{case}.nii.gz"), (labels, f"{case}_label.nii.gz")):
+            sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / folder / name))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["spine_mri_a/case_000"], "val": ["spine_mri_a/case_001", "ct_organs/case_003"]}))
+    objects = spine_validation_objects(tmp_path, split)
+    assert objects == [("spine_mri_a", "case_001", 2), ("spine_mri_a", "case_001", 5)]  # spine cases only, every label
+    record = summary(correction_fractions(load_model(str(bright_model_dir), backend="onnx", threads=1), tmp_path, objects))
+    assert record["positive"]["n"] == 2
+    assert record["positive"]["mean"] == pytest.approx(np.mean(record["positive"]["values"]), abs=1e-4)

@@ -1,7 +1,11 @@
 """Clicks that correct, measured on real validation objects: after the simulated user's first click, how much of
 the largest missed region one positive click there adds, and how much of the largest false region one negative
 click there removes (fractions of that region). Used by EISegMed3D/Testing/test_corrective_clicks.py and by the
-adoption rules of training runs (`python -m training.evaluation.corrections --model PACKAGE`)."""
+adoption rules of training runs (`python -m training.evaluation.corrections --model PACKAGE [--objects spine-val]`).
+
+OBJECTS are the 8 the test and the adoption tool use; `--objects spine-val` takes every labelled object of the
+split's spine validation cases (34): the 8-object median ranked models' removing clicks against the 34-object mean
+(benchmarks/results/experiments/corrections_all_spine.md)."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +25,20 @@ OBJECTS = [("spine_mri_vertebral_bodies_t2", "case_008", v) for v in (3, 4)] + \
           [("spine_mri_vertebral_bodies_waterfat", "case_015", 2)] + \
           [("spine_mri_intervertebral_discs", "case_001", v) for v in (2, 3)]
 MIN_REGION = 150  # voxels: a region a user would click on
+SPLIT = Path(__file__).resolve().parents[1] / "split.json"
+
+
+def spine_validation_objects(data_root: Path = DATA, split: Path = SPLIT) -> list[tuple[str, str, int]]:
+    """(folder, case, label value) of every labelled object in the split's spine MRI validation cases."""
+    import SimpleITK as sitk
+
+    objects = []
+    for entry in json.loads(Path(split).read_text(encoding="utf-8"))["val"]:
+        folder, case = entry.split("/")
+        if folder.startswith("spine_mri"):
+            labels = sitk.GetArrayFromImage(sitk.ReadImage(str(Path(data_root) / folder / f"{case}_label.nii.gz")))
+            objects += [(folder, case, int(v)) for v in np.unique(labels) if v > 0]
+    return objects
 
 
 def largest_region(region: np.ndarray) -> np.ndarray | None:
@@ -57,9 +75,10 @@ def correction_fractions(model, data_root: Path = DATA, objects=OBJECTS) -> dict
 
 
 def summary(fractions: dict[str, list[float]]) -> dict:
-    """Median, minimum, count and values of each sign's fractions (what the rules and the command report)."""
-    return {sign: {"median": float(np.median(v)) if v else None, "min": min(v) if v else None,
-                   "n": len(v), "values": [round(x, 4) for x in v]} for sign, v in fractions.items()}
+    """Median, mean, minimum, count and values of each sign's fractions (what the rules and the command report)."""
+    return {sign: {"median": float(np.median(v)) if v else None, "mean": float(np.mean(v)) if v else None,
+                   "min": min(v) if v else None, "n": len(v), "values": [round(x, 4) for x in v]}
+            for sign, v in fractions.items()}
 
 
 def main(argv=None) -> int:
@@ -68,11 +87,14 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="onnx")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--objects", choices=("adoption", "spine-val"), default="adoption",
+                        help="the adoption tool's 8 objects, or every object of the spine validation cases")
     args = parser.parse_args(argv)
     from inference import load_model
 
     model = load_model(args.model, backend=args.backend, threads=args.threads)
-    print(json.dumps(summary(correction_fractions(model, args.data))))
+    objects = OBJECTS if args.objects == "adoption" else spine_validation_objects(args.data)
+    print(json.dumps(summary(correction_fractions(model, args.data, objects))))
     return 0
 
 
