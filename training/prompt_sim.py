@@ -7,8 +7,9 @@
 The region channel is one voxel thick (the voxels within half a patch voxel of the plane), as the engine rasterises
 a box or lasso drawn in a slice view; a manifest's "region_prism" adds the filled shape across the patch along the
 plane's normal at that value, as the engine then draws it, and "region_prism_with_clicks" its value once clicks
-follow (`prism_with_clicks`, applied when the channels are fed). Simulated planes are the patch's axis planes: the engine's ROI grid is aligned
-with the scan's axes, so a box drawn in a slice view of the scan's own orientation lands on one of them.
+follow (`prism_with_clicks`, applied when the channels are fed). Simulated planes are the patch's axis planes: the
+engine's ROI grid is aligned with the scan's axes, so a box drawn in a slice view of the scan's own orientation
+lands on one of them.
 """
 from __future__ import annotations
 
