@@ -1,6 +1,7 @@
 """After zooming out: the engine's "keep_finer_view" (inference/nested_views.py) keeps the finer view's answer inside
 it, blended to the wider view's towards its faces; and a wider view that loses the positive click gives way to the
-finer one (session._lost_the_click)."""
+finer one (session._lost_the_click), as does, with the policy's "wider_view_keeps", one that kept too little of the finer
+find (session._kept_less_than)."""
 from __future__ import annotations
 
 import copy
@@ -43,7 +44,7 @@ def test_the_finer_answer_replaces_the_wider_one_in_its_middle_only():
     assert np.all(merged[:15] == 0.0) and np.all(merged[45:] == 0.0)  # outside it: the wider view's
 
 
-def _long_ellipsoid_click(grid: str, ramp=None):
+def _long_ellipsoid_click(grid: str, ramp=None, **policy):
     """(Dice, result) of the bundled model's answer to one click at the centre of the 35 x 12 x 12 mm ellipsoid."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import ellipsoid
@@ -51,8 +52,10 @@ def _long_ellipsoid_click(grid: str, ramp=None):
 
     model = load_model(REPO / "EISegMed3D" / "Resources" / "Models" / "eiseg-vnet-universal", backend="onnx", threads=1)
     if ramp:
+        policy["keep_finer_view"] = ramp
+    if policy:
         model.manifest = copy.deepcopy(model.manifest)
-        model.manifest["spacing_policy"]["keep_finer_view"] = ramp
+        model.manifest["spacing_policy"].update(policy)
     volume, truth, centre = ellipsoid.ellipsoid_scan((35, 12, 12), *ellipsoid.GRIDS[grid])
     session = InteractiveSession(model)
     session.set_volume(volume)
@@ -78,3 +81,30 @@ def test_a_long_bright_ellipsoid_keeps_what_the_first_view_saw():
         scores[ramp], result, _ = _long_ellipsoid_click("0.9x1.1x3.5 mm oblique", ramp)
         assert result.runs == 2  # zoomed out once either way
     assert scores[None] < 0.75 and scores[8] > 0.88
+
+
+def test_a_wider_view_that_keeps_too_little_of_the_finer_find_gives_way_to_it():
+    """Oblique grid, bundled model: the 96 mm view keeps ~58 % of what the 64 mm view found (half the ellipsoid)."""
+    scores = {}
+    for keeps in (0.0, 0.5, 0.75):
+        scores[keeps], result, _ = _long_ellipsoid_click("0.9x1.1x3.5 mm oblique", wider_view_keeps=keeps)
+        assert result.runs == 2
+    assert scores[0.0] == scores[0.5] < 0.75 and scores[0.75] > 0.9
+
+
+def test_the_kept_share_is_counted_on_the_finer_find_and_only_for_a_positive_click():
+    from inference.clickmaps import Click
+    from inference.roi import Roi
+    from inference.session import _kept_less_than
+
+    fine = Roi(np.array([10.0, 10.0, 10.0]), np.array([1.0, 1.0, 1.0]), (20, 20, 20))  # scan 10..29
+    wide = Roi(np.array([0.0, 0.0, 0.0]), np.array([2.0, 2.0, 2.0]), (20, 20, 20))  # scan 0..38
+    finer_prob = np.zeros(fine.shape, np.float32)
+    finer_prob[4:16, 4:16, 4:16] = 0.9  # scan 14..25 on each axis
+    found = np.zeros(wide.shape, bool)
+    found[7:13, 7:13, 7:10] = True  # scan 14..24 on k and j, 14..18 on i: under half of the finer find along i
+    click = Click((20.0, 20.0, 20.0), True)
+    assert _kept_less_than(0.75, click, (fine, finer_prob), wide, found, 0.5)
+    assert not _kept_less_than(0.3, click, (fine, finer_prob), wide, found, 0.5)
+    assert not _kept_less_than(0.0, click, (fine, finer_prob), wide, found, 0.5)  # off
+    assert not _kept_less_than(0.75, Click((20.0, 20.0, 20.0), False), (fine, finer_prob), wide, found, 0.5)

@@ -289,6 +289,7 @@ class InteractiveSession:
         extent_known = any(isinstance(p, (Box, Lasso)) and p.positive for p in prompts)
         max_zoom = manifest["spacing_policy"].get("max_zoom_out", 1)
         threshold = manifest.get("threshold", 0.5)
+        keeps = manifest["spacing_policy"].get("wider_view_keeps", 0.0)
         max_runs = 1 + int(np.floor(np.log(max_zoom) / np.log(ZOOM_STEP) + 1e-9))  # as many as zooming out takes
         if isinstance(prompts[-1], Scribble):
             # A stroke lies inside the object, and one view says nearly all: zooming out changed spine Dice@1 by
@@ -302,9 +303,12 @@ class InteractiveSession:
             runs += 1
             views.append((roi, prob))
             found = prob > threshold
-            if runs > 1 and _lost_the_click(prompts[-1], views[-2], roi, found, threshold):
+            if runs > 1 and (_lost_the_click(prompts[-1], views[-2], roi, found, threshold) or
+                             _kept_less_than(keeps, prompts[-1], views[-2], roi, found, threshold)):
                 # The wider view lost what the last one found under the positive click (candidate models answered
                 # a long object with nothing at the coarser voxels): an answer without its click is never right.
+                # With the policy's "wider_view_keeps", also one that kept less than that share of the finer find
+                # (every model answers a long ellipsoid's wider view with half of it: long_ellipsoid_views.md).
                 views.pop()
                 roi, prob = views[-1]
                 break
@@ -416,6 +420,21 @@ def _lost_the_click(prompt, last_view, roi, found: np.ndarray, threshold: float)
         return False
     held_before = labels_at(last_view[1] > threshold, last_view[0].to_patch(prompt.kji))
     return bool(held_before) and not labels_at(found, roi.to_patch(prompt.kji))
+
+
+def _kept_less_than(share: float, prompt, last_view, roi, found: np.ndarray, threshold: float) -> bool:
+    """True when `prompt` is a positive click and this view (`found` on `roi`) holds less than `share` of the last
+    view's answer (its found voxels looked up, nearest, in this view)."""
+    if not share or not (isinstance(prompt, Click) and prompt.positive):
+        return False
+    last_roi, last_prob = last_view
+    finer = np.argwhere(last_prob > threshold)
+    if len(finer) == 0:
+        return False
+    index = np.round(roi.to_patch(last_roi.start + finer * last_roi.step)).astype(int)
+    inside = np.all((index >= 0) & (index < found.shape), axis=1)
+    kept = found[tuple(index[inside].T)].sum()
+    return kept < share * len(finer)
 
 
 def _touches_inner_face(mask_patch: np.ndarray, roi, scan_shape) -> bool:
