@@ -182,6 +182,15 @@ def test_unknown_format_version(tiny_model_dir, tmp_path):
         load_model(folder)
 
 
+@pytest.mark.parametrize("keeps", [1.5, -0.1, "0.75", True])
+def test_wider_view_keeps_must_be_a_share(tiny_model_dir, tmp_path, keeps):
+    folder = copy_package(tiny_model_dir, tmp_path)
+    policy = json.loads((folder / "model.json").read_text(encoding="utf-8"))["spacing_policy"]
+    edit_manifest(folder, spacing_policy={**policy, "wider_view_keeps": keeps})
+    with pytest.raises(ModelError, match=r"model\.json: spacing_policy wider_view_keeps .* must be a share in \[0, 1\]"):
+        load_model(folder)
+
+
 @pytest.mark.parametrize("key", ["region_prism", "region_prism_with_clicks"])
 @pytest.mark.parametrize("prism", [1.0, -0.5, "0.5", True, 0.5])
 def test_region_prism_out_of_range_or_without_a_region_channel(tiny_model_dir, tmp_path, key, prism):

@@ -55,6 +55,9 @@ def check_manifest(manifest: dict, path: Path) -> None:
     if not (isinstance(patch, list) and len(patch) == 3 and all(isinstance(s, int) and s > 0 for s in patch)):
         raise ModelError(f"{path}: patch_shape {patch!r} must be three positive integers")
     check_inputs(manifest["inputs"], path)
+    keeps = manifest["spacing_policy"].get("wider_view_keeps", 0.0)
+    if isinstance(keeps, bool) or not isinstance(keeps, (int, float)) or not 0.0 <= keeps <= 1.0:
+        raise ModelError(f"{path}: spacing_policy wider_view_keeps {keeps!r} must be a share in [0, 1]")
     for key in ("region_prism", "region_prism_with_clicks"):
         prism = manifest.get(key, 0.0)
         if isinstance(prism, bool) or not isinstance(prism, (int, float)) or not 0.0 <= prism < 1.0 or \
