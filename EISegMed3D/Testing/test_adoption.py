@@ -70,6 +70,9 @@ def test_corrections_on_every_spine_validation_object_of_the_split(bright_model_
             image[6:18, 6:20, 4 + 18 * n:14 + 18 * n] = 200.0  # the bright part is smaller: a false region to remove
         for array, name in ((image, f"{case}.nii.gz"), (labels, f"{case}_label.nii.gz")):
             sitk.WriteImage(sitk.GetImageFromArray(array), str(tmp_path / folder / name))
+        (tmp_path / folder / "dataset.json").write_text(json.dumps({"cases": [
+            {"case": case, "image": f"{case}.nii.gz", "label": f"{case}_label.nii.gz",
+             "label_names": {str(v): f"object {v}" for v in values}}]}))
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"train": ["spine_mri_a/case_000"], "val": ["spine_mri_a/case_001", "ct_organs/case_003"]}))
     objects = spine_validation_objects(tmp_path, split)

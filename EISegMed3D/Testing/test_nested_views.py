@@ -44,15 +44,13 @@ def test_the_finer_answer_replaces_the_wider_one_in_its_middle_only():
     assert np.all(merged[:15] == 0.0) and np.all(merged[45:] == 0.0)  # outside it: the wider view's
 
 
-def _long_ellipsoid_click(grid: str, ramp=None, **policy):
+def _long_ellipsoid_click(grid: str, **policy):
     """(Dice, result) of the bundled model's answer to one click at the centre of the 35 x 12 x 12 mm ellipsoid."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     import ellipsoid
     from inference import InteractiveSession, load_model
 
     model = load_model(REPO / "EISegMed3D" / "Resources" / "Models" / "eiseg-vnet-universal", backend="onnx", threads=1)
-    if ramp:
-        policy["keep_finer_view"] = ramp
     if policy:
         model.manifest = copy.deepcopy(model.manifest)
         model.manifest["spacing_policy"].update(policy)
@@ -78,7 +76,8 @@ def test_a_long_bright_ellipsoid_keeps_what_the_first_view_saw():
     middle."""
     scores = {}
     for ramp in (None, 8):  # the other guard off, so the option is what keeps the first view
-        scores[ramp], result, _ = _long_ellipsoid_click("0.9x1.1x3.5 mm oblique", ramp, wider_view_keeps=0.0)
+        scores[ramp], result, _ = _long_ellipsoid_click("0.9x1.1x3.5 mm oblique", keep_finer_view=ramp,
+                                                        wider_view_keeps=0.0)
         assert result.runs == 2  # zoomed out once either way
     assert scores[None] < 0.75 and scores[8] > 0.88
 

@@ -29,16 +29,12 @@ SPLIT = Path(__file__).resolve().parents[1] / "split.json"
 
 
 def spine_validation_objects(data_root: Path = DATA, split: Path = SPLIT) -> list[tuple[str, str, int]]:
-    """(folder, case, label value) of every labelled object in the split's spine MRI validation cases."""
-    import SimpleITK as sitk
+    """(folder, case, label value) of every object the evaluation lists in the split's spine MRI validation cases."""
+    from .run import list_objects
 
-    objects = []
-    for entry in json.loads(Path(split).read_text(encoding="utf-8"))["val"]:
-        folder, case = entry.split("/")
-        if folder.startswith("spine_mri"):
-            labels = sitk.GetArrayFromImage(sitk.ReadImage(str(Path(data_root) / folder / f"{case}_label.nii.gz")))
-            objects += [(folder, case, int(v)) for v in np.unique(labels) if v > 0]
-    return objects
+    cases = [c for c in json.loads(Path(split).read_text(encoding="utf-8"))["val"] if c.startswith("spine_mri")]
+    folders = sorted({Path(data_root) / c.split("/")[0] for c in cases})
+    return [(o.dataset, o.case, o.value) for o in list_objects(folders, cases=cases)]
 
 
 def largest_region(region: np.ndarray) -> np.ndarray | None:
