@@ -68,3 +68,25 @@ def bright_model_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("bright_model")
     export_model(BrightNet(), out, tiny_manifest(name="bright-test"), TINY_PATCH, formats=("onnx",))
     return out
+
+
+@pytest.fixture(scope="session")
+def v6_model_dir(tmp_path_factory) -> Path:
+    """The model bundled from 2026-12-06 (cpu-universal-v6's weight average, rebuilt from its committed fp16 weights)
+    under the bundled manifest's engine settings, ONNX only: engine tests whose numbers were read on that model keep
+    it whatever the default becomes."""
+    import json
+
+    from training.export import export_model
+    from training.network import build_network, load_weights
+
+    manifest = json.loads((REPO / "EISegMed3D" / "Resources" / "Models" / "eiseg-vnet-universal" / "model.json").read_text())
+    for key in ("files", "sha256", "export", "validation"):
+        manifest.pop(key, None)
+    manifest["name"] = "cpu-universal-v6-average"
+    net = build_network({"network": manifest["network"]})
+    load_weights(net, REPO / "training" / "checkpoints" / "cpu-universal-v6_swa2772-4214_fp16.npz")
+    net.eval()
+    out = tmp_path_factory.mktemp("v6_model")
+    export_model(net, out, manifest, manifest["patch_shape"], formats=("onnx",))
+    return out
