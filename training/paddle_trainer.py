@@ -58,6 +58,9 @@ def dice_bce_loss(logits, targets, band_weight: float = 0.0, band_width: int = 2
 
 class PaddleTrainer:
     def __init__(self, config: dict):
+        if config.get("deep_supervision"):
+            raise ValueError("deep_supervision is an option of the PyTorch twin only (python -m training.torch_bridge); "
+                             "remove it from the config to train with Paddle")
         self.world = paddle.distributed.get_world_size()
         self.rank = paddle.distributed.get_rank()
         use_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0

@@ -94,7 +94,8 @@ class InteractiveVNet(nn.Module):
         self.decoders = nn.ModuleList([ResidualStage(widths[i], 1) for i in range(levels)])
         self.head = nn.Conv3d(widths[0], 1, 1)
 
-    def forward(self, image, clicks):
+    def forward(self, image, clicks, features: bool = False):
+        """Logits; with `features`, also the decoder's output at each level (index = level, 0 = full resolution)."""
         if self.fusion == "concat":
             x = self.stem(torch.cat([image, clicks], dim=1))
         else:
@@ -107,11 +108,39 @@ class InteractiveVNet(nn.Module):
             if level < len(self.downs):
                 skips.append(x)
                 x = self.downs[level](x)
+        decoded = [None] * len(self.ups)
         for level in reversed(range(len(self.ups))):
             x = self.ups[level](x)
             x = self.merges[level](torch.cat([x, skips[level]], dim=1))
-            x = self.decoders[level](x)
-        return self.head(x)
+            x = decoded[level] = self.decoders[level](x)
+        return (self.head(x), decoded) if features else self.head(x)
+
+
+class DeepSupervision(nn.Module):
+    """The network plus a 1x1x1 logit head on the decoder's output at levels 1..len(weights) (1/2, 1/4, ...
+    resolution), for a loss on each (nnU-Net's deep supervision). Training only: the heads are not part of the
+    network that is exported, and the network's own answer is unchanged by them."""
+
+    def __init__(self, net: InteractiveVNet, weights):
+        super().__init__()
+        self.net, self.weights = net, [float(w) for w in weights]
+        widths = [conv.conv.out_channels for conv in net.merges]  # merges[level] answers with widths[level]
+        if not 0 < len(self.weights) < len(widths):
+            raise ValueError(f"deep_supervision {self.weights}: give one weight for each of 1..{len(widths) - 1} levels")
+        self.heads = nn.ModuleList([nn.Conv3d(widths[level], 1, 1) for level in range(1, len(self.weights) + 1)])
+
+    def forward(self, image, clicks):
+        logits, decoded = self.net(image, clicks, features=True)
+        return logits, [head(decoded[level]) for level, head in enumerate(self.heads, start=1)]
+
+
+def deep_supervision_loss(coarse: list, targets: torch.Tensor, weights) -> torch.Tensor:
+    """Sum of weight x (BCE + soft Dice) of each coarse head against the target averaged down to its grid (the
+    covered fraction of each coarse voxel)."""
+    loss = 0.0
+    for level, (logits, weight) in enumerate(zip(coarse, weights), start=1):
+        loss = loss + weight * interactive_loss(logits, F.avg_pool3d(targets.float(), 2 ** level))
+    return loss
 
 
 def paddle_state(net: nn.Module) -> dict:
@@ -220,9 +249,13 @@ class TorchTrainer:
         self.error_weight = error_weights(config.get("error_weight", 0.0))
         self.focal_gamma = float(config.get("focal_gamma", 0.0))
         self.net = InteractiveVNet(**network_settings(config)).to(self.device, memory_format=self.memory_format)
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
+        # what trains: the network, or the network with deep supervision's coarse heads (not exported)
+        self.supervised = (DeepSupervision(self.net, config["deep_supervision"]).to(self.device, memory_format=self.memory_format)
+                           if config.get("deep_supervision") else None)
+        self.trained = self.supervised or self.net
+        self.optimizer = torch.optim.AdamW(self.trained.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
         # the train step's forward goes through DDP (gradients averaged in backward); click passes use the bare net
-        self.model = (torch.nn.parallel.DistributedDataParallel(self.net) if self.world > 1 else self.net)
+        self.model = (torch.nn.parallel.DistributedDataParallel(self.trained) if self.world > 1 else self.trained)
 
     def _tensor(self, array) -> torch.Tensor:
         """numpy arrays (training.batches) or tensors already on the device (training.torch_stream: no round trip)."""
@@ -257,14 +290,18 @@ class TorchTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         clicks = self._tensor(clicks)
+        targets = self._tensor(targets)
         with self._autocast():
-            logits = self.model(self._tensor(images), clicks)
+            out = self.model(self._tensor(images), clicks)
+        logits, coarse = out if self.supervised else (out, None)
         # click channel 0 is the previous mask in every manifest (training/export.py, manifest_*.json)
-        loss = interactive_loss(logits, self._tensor(targets), self.band_weight, previous=clicks[:, :1],
+        loss = interactive_loss(logits, targets, self.band_weight, previous=clicks[:, :1],
                                 error_weight=self.error_weight, focal_gamma=self.focal_gamma)
+        if coarse:
+            loss = loss + deep_supervision_loss(coarse, targets, self.supervised.weights)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(self.trained.parameters(), 1.0)
         self.optimizer.step()
         return float(loss.detach()), logits  # detached: no autograd warning in every user's adapt output
 
@@ -290,7 +327,10 @@ class TorchTrainer:
         if self.rank != 0:
             return
         tmp = run_dir / "torch_checkpoint.pt.tmp"
-        torch.save({"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": int(step)}, tmp)
+        state = {"model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": int(step)}
+        if self.supervised:
+            state["heads"] = self.supervised.heads.state_dict()
+        torch.save(state, tmp)
         os.replace(tmp, run_dir / "torch_checkpoint.pt")
         tmp = run_dir / "paddle_weights.tmp.npz"
         np.savez(tmp, **paddle_state(self.net))
@@ -303,6 +343,8 @@ class TorchTrainer:
             return 0
         state = torch.load(path, map_location=self.device, weights_only=False)  # our own checkpoint
         self.net.load_state_dict(state["model"])
+        if self.supervised and "heads" in state:
+            self.supervised.heads.load_state_dict(state["heads"])
         self.optimizer.load_state_dict(state["optimizer"])
         return int(state["step"])
 

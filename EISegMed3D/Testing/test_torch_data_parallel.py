@@ -34,8 +34,8 @@ STEP_SCRIPT = textwrap.dedent("""
 
 
 def gradients(trainer) -> dict:
-    """The gradients of the last train step (after clipping), by parameter name."""
-    return {name: p.grad.detach().numpy().copy() for name, p in trainer.net.named_parameters()}
+    """The gradients of the last train step (after clipping), by parameter name (deep supervision's heads too)."""
+    return {name: p.grad.detach().numpy().copy() for name, p in trainer.trained.named_parameters()}
 
 
 
@@ -53,16 +53,17 @@ def _torchrun(args, cwd, timeout=300):
     return done.stdout + done.stderr
 
 
-def _single_step(batch: dict, which: slice) -> dict:
+def _single_step(config: dict, batch: dict, which: slice) -> dict:
     from training.torch_bridge import TorchTrainer
 
-    trainer = TorchTrainer(dict(TINY))
+    trainer = TorchTrainer(dict(config))
     assert trainer.world == 1
-    trainer.train_step(batch["images"][which], batch["clicks"][which], batch["targets"][which], TINY["lr"])
+    trainer.train_step(batch["images"][which], batch["clicks"][which], batch["targets"][which], config["lr"])
     return gradients(trainer)
 
 
-def test_two_processes_each_on_half_a_batch_step_as_one_process_on_the_whole(tmp_path):
+@pytest.mark.parametrize("config", [TINY, {**TINY, "deep_supervision": [0.5]}], ids=["plain", "deep_supervision"])
+def test_two_processes_each_on_half_a_batch_step_as_one_process_on_the_whole(tmp_path, config):
     rng = np.random.default_rng(3)
     images = rng.normal(size=(4, 1, 16, 16, 16)).astype(np.float32)
     targets = (rng.random((4, 1, 16, 16, 16)) < 0.3).astype(np.float32)
@@ -70,13 +71,13 @@ def test_two_processes_each_on_half_a_batch_step_as_one_process_on_the_whole(tmp
     batch = {"images": images, "clicks": clicks, "targets": targets}
     np.savez(tmp_path / "batch.npz", **batch)
     (tmp_path / "step.py").write_text(STEP_SCRIPT, encoding="utf-8")
-    _torchrun([str(tmp_path / "step.py"), json.dumps(TINY), str(tmp_path / "batch.npz"), str(tmp_path / "dp.npz")],
+    _torchrun([str(tmp_path / "step.py"), json.dumps(config), str(tmp_path / "batch.npz"), str(tmp_path / "dp.npz")],
               cwd=REPO)
 
     with np.load(tmp_path / "dp.npz") as saved:
         parallel = {name: saved[name] for name in saved.files}
     assert int(parallel.pop("world")) == 2 and float(parallel.pop("spread")) == 0.0
-    whole, first_half = _single_step(batch, slice(0, 4)), _single_step(batch, slice(0, 2))
+    whole, first_half = _single_step(config, batch, slice(0, 4)), _single_step(config, batch, slice(0, 2))
     assert set(whole) == set(parallel)
     scale = max(float(np.abs(g).max()) for g in whole.values())
     for name in whole:
