@@ -128,6 +128,9 @@ class DeepSupervision(nn.Module):
         if not 0 < len(self.weights) < len(widths):
             raise ValueError(f"deep_supervision {self.weights}: give one weight for each of 1..{len(widths) - 1} levels")
         self.heads = nn.ModuleList([nn.Conv3d(widths[level], 1, 1) for level in range(1, len(self.weights) + 1)])
+        for head in self.heads:  # zero: no gradient into a trained network until the heads have learnt something
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
 
     def forward(self, image, clicks):
         logits, decoded = self.net(image, clicks, features=True)
