@@ -256,7 +256,12 @@ class TorchTrainer:
         self.supervised = (DeepSupervision(self.net, config["deep_supervision"]).to(self.device, memory_format=self.memory_format)
                            if config.get("deep_supervision") else None)
         self.trained = self.supervised or self.net
-        self.optimizer = torch.optim.AdamW(self.trained.parameters(), lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
+        groups = [{"params": list(self.net.parameters()), "lr_scale": 1.0}]
+        if self.supervised:
+            # new heads on a trained network: at the network's fine-tuning rate they would hardly move in a run
+            groups.append({"params": list(self.supervised.heads.parameters()),
+                           "lr_scale": float(config.get("deep_supervision_lr_scale", 1.0))})
+        self.optimizer = torch.optim.AdamW(groups, lr=config["lr"], weight_decay=config.get("weight_decay", 1e-4))
         # the train step's forward goes through DDP (gradients averaged in backward); click passes use the bare net
         self.model = (torch.nn.parallel.DistributedDataParallel(self.trained) if self.world > 1 else self.trained)
 
@@ -291,7 +296,7 @@ class TorchTrainer:
     def _step(self, images, clicks, targets, lr):
         self.net.train()
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # checkpoints from before the key have none
         clicks = self._tensor(clicks)
         targets = self._tensor(targets)
         with self._autocast():

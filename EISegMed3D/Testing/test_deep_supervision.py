@@ -85,3 +85,18 @@ def test_deep_supervision_needs_one_weight_per_coarse_level_and_the_pytorch_twin
 
     with pytest.raises(ValueError, match="PyTorch twin only"):
         PaddleTrainer({**CONFIG, "deep_supervision": [0.5]})
+
+
+def test_the_heads_can_learn_faster_than_the_network_they_sit_on():
+    """"deep_supervision_lr_scale": the heads' learning rate over the network's (new layers on a trained network);
+    kept through a checkpoint."""
+    from training.torch_bridge import TorchTrainer
+
+    config = {**CONFIG, "lr": 1e-4, "deep_supervision": [0.5], "deep_supervision_lr_scale": 50.0}
+    trainer = TorchTrainer(config)
+    images, clicks, targets = _batch()
+    trainer.train_step(images, clicks, targets, 1e-4)
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([1e-4, 5e-3])
+    # AdamW's first step moves each weight by about its group's rate
+    assert float(trainer.supervised.heads[0].weight.abs().max()) == pytest.approx(5e-3, rel=0.05)
+    assert float((trainer.net.head.weight - TorchTrainer(config).net.head.weight).abs().max()) < 1.5e-4
