@@ -16,7 +16,8 @@ from .train import ROOT, load_config
 MODELS = ROOT / "EISegMed3D" / "Resources" / "Models"
 
 
-def package(config: dict, weights: Path, out: Path, name: str, description: str, training: dict) -> dict:
+def package(config: dict, weights: Path, out: Path, name: str, description: str, training: dict, **export) -> dict:
+    """Export `weights` with the config's network and manifest; `export` goes to export_model (e.g. formats)."""
     net = build_network(config)
     load_weights(net, weights)
     net.eval()
@@ -25,7 +26,7 @@ def package(config: dict, weights: Path, out: Path, name: str, description: str,
                     network={"class": "training.network.InteractiveVNet", **config.get("network", {}),
                              "parameters": parameter_count(net)},
                     training=training)
-    return export_model(net, out, manifest, manifest["patch_shape"])
+    return export_model(net, out, manifest, manifest["patch_shape"], **export)
 
 
 def set_validation(package_dir: Path, validation: dict) -> None:

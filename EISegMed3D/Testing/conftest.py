@@ -72,21 +72,14 @@ def bright_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def v6_model_dir(tmp_path_factory) -> Path:
-    """The model bundled from 2026-12-06 (cpu-universal-v6's weight average, rebuilt from its committed fp16 weights)
-    under the bundled manifest's engine settings, ONNX only: engine tests whose numbers were read on that model keep
-    it whatever the default becomes."""
-    import json
+    """The model bundled from 2026-12-06 (cpu-universal-v6's weight average, rebuilt from its committed fp16 weights
+    with its own config and manifest), ONNX only: engine tests whose numbers were read on that model keep it whatever
+    the default becomes."""
+    from training.package_model import package
+    from training.train import load_config
 
-    from training.export import export_model
-    from training.network import build_network, load_weights
-
-    manifest = json.loads((REPO / "EISegMed3D" / "Resources" / "Models" / "eiseg-vnet-universal" / "model.json").read_text())
-    for key in ("files", "sha256", "export", "validation"):
-        manifest.pop(key, None)
-    manifest["name"] = "cpu-universal-v6-average"
-    net = build_network({"network": manifest["network"]})
-    load_weights(net, REPO / "training" / "checkpoints" / "cpu-universal-v6_swa2772-4214_fp16.npz")
-    net.eval()
     out = tmp_path_factory.mktemp("v6_model")
-    export_model(net, out, manifest, manifest["patch_shape"], formats=("onnx",))
+    package(load_config(REPO / "training" / "configs" / "cpu_universal_v6.json"),
+            REPO / "training" / "checkpoints" / "cpu-universal-v6_swa2772-4214_fp16.npz", out,
+            "cpu-universal-v6-average", "the model bundled 2026-12-06 to 2026-12-07", {}, formats=("onnx",))
     return out
