@@ -14,6 +14,7 @@ import numpy as np
 
 from .clicks import error_click
 from .data import load_cache
+from .hard_objects import attach as attach_hard_objects
 from .heap import keep_freed_memory
 from .pseudo_objects import supervoxel_path
 from .sampler import make_example, object_boxes, to_arrays
@@ -27,6 +28,7 @@ def _init_worker(cache_dir: str, keys: list, manifest: dict, sampling: str = "ca
         case["boxes"] = object_boxes(case["label"])
         if (options or {}).get("supervoxel"):
             add_supervoxels(case, Path(cache_dir))
+    attach_hard_objects(cases, options)
     _STATE.update(cases=cases, manifest=manifest, weights=case_weights(keys, sampling), options=options or {})
 
 

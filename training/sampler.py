@@ -160,7 +160,9 @@ def _label_target(rng, case: dict, union: bool = False, supervoxels: bool = Fals
         (case["label"], case["values"], case["boxes"])
     if len(values) == 0:
         return None
-    value = int(rng.choice(values))
+    # "object_p": hard objects drawn more often (training.hard_objects); label maps only, never supervoxels
+    weights = None if supervoxels else case.get("object_p")
+    value = int(rng.choice(values)) if weights is None else int(rng.choice(values, p=weights))
     box = boxes.get(value)
     if box is None:
         return None

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .batches import case_weights
+from .hard_objects import attach as attach_hard_objects
 from .sampler import draw_target_and_roi, object_boxes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,7 @@ def load_source(source: tuple) -> list[dict]:
 
 def init_planner(source: tuple, manifest: dict, sampling: str, options: dict) -> None:
     cases = [cpu_part(case) for case in load_source(source)]
+    attach_hard_objects(cases, options)
     _PLANNER.update(cases=cases, manifest=manifest, options=options,
                     weights=case_weights([case["key"] for case in cases], sampling))
 

@@ -23,6 +23,7 @@ from inference.clickmaps import ball_radius
 from . import torch_ops as ops
 from .augment import random_curve, wide_scale
 from .batches import case_weights
+from .hard_objects import attach as attach_hard_objects
 from .pseudo_objects import edge_sigma
 from .prompt_sim import prism_with_clicks
 from .sampler import _prompt_kind, click_channel_names
@@ -58,6 +59,7 @@ class TorchExampleStream:
         for case in cases:
             self.cases.append(cpu_part(case))
             self.volumes.append(_device_part(case, self.device))
+        attach_hard_objects(self.cases, self.options)
         self.pool, self._pending = None, None
         if planners > 0:
             if source is None:
