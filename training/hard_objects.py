@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from inference.atomic import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 GAMMA = 1.25
@@ -63,9 +63,8 @@ def attach(cases: list[dict], options: dict) -> None:
 
 def write_table(table: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(table, handle, indent=1, sort_keys=True)
-    os.replace(handle.name, out)
+    text = json.dumps(table, indent=1, sort_keys=True) + "\n"
+    atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"), keep_backup=False)
 
 
 def main(argv=None) -> None:
