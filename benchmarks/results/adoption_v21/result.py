@@ -1,0 +1,39 @@
+"""universal_v21_result.md's table and the rule's decisions from runs/judge21/{a,b} and v19's runs/judge19."""
+import json, sys
+sys.path.insert(0, "runs/judge21")
+from summary import figures
+B, a, b = figures("runs/judge19"), figures("runs/judge21/a"), figures("runs/judge21/b")
+avg = {r: ", ".join(f"{x['step']:,}" for x in json.load(open(f"runs/judge21/{r}/avg.txt"))["averaged"]) for r in "ab"}
+secs = {r: round(json.loads(open(f"runs/cpu-universal-v21{r}/log.jsonl").read().strip().splitlines()[-1])["t"]) for r in "ab"}
+def f(x, n=3): return f"{x:.{n}f}"
+rows = [("spine IoU@1 / @3 / @10", lambda F: " / ".join(f(v) for v in F["spine iou@1/3/10"])),
+        ("spine NoC@85", lambda F: f(F["noc@85"], 2)),
+        ("IoU@3: discs / T2 bodies / water-fat bodies", lambda F: " / ".join(f(v) for v in F["spine per dataset iou@3"].values())),
+        ("stand-in IoU@3", lambda F: f(F["standin iou@3"], 4)),
+        ("other Dice@1 / @3, AUC", lambda F: f"{f(F['other dice@1/3, auc'][0])} / {f(F['other dice@1/3, auc'][1], 4)}, {f(F['other dice@1/3, auc'][2])}"),
+        ("ellipsoid mean, lowest", lambda F: f"{f(F['ellipsoid mean/min'][0])}, {f(F['ellipsoid mean/min'][1])}"),
+        ("corrective clicks, 34 objects, mean add / remove", lambda F: " / ".join(f(v, 4) for v in F["corrections means add/remove"])),
+        ("box-first Dice@1 / @3 / @5", lambda F: " / ".join(f(v, 4) for v in F["box dice@1/3/5"])),
+        ("lasso-first Dice@1 / @3 / @5", lambda F: " / ".join(f(v, 4) for v in F["lasso dice@1/3/5"]))]
+print("| | bundled (v19's average) | v21a (v20a's recipe) | v21b (+ hard objects) |\n|---|---|---|---|")
+for name, get in rows:
+    print(f"| {name} | {get(B)} | {get(a)} | {get(b)} |")
+print(f"\nv21a: steps {avg['a']}, {secs['a']} s; v21b: steps {avg['b']}, {secs['b']} s\n")
+s = lambda F: F["spine iou@1/3/10"][1]
+d = {"spine IoU@3 +0.005": s(b) - s(a) >= 0.005, "NoC no higher": b["noc@85"] <= a["noc@85"],
+     "stand-in >= -0.003": b["standin iou@3"] - a["standin iou@3"] >= -0.003,
+     "other Dice@3 >= -0.01": b["other dice@1/3, auc"][1] - a["other dice@1/3, auc"][1] >= -0.01,
+     "corrections >= -0.01": all(y - x >= -0.01 for x, y in zip(a["corrections means add/remove"], b["corrections means add/remove"]))}
+print("part 1 (b vs a):", {k: v for k, v in d.items()}, "deltas spine", round(s(b) - s(a), 4))
+C = b if (s(b), -b["noc@85"]) > (s(a), -a["noc@85"]) else a
+name = "v21b" if C is b else "v21a"
+g = {"spine IoU@3 > B": s(C) > s(B), "NoC <= B+0.25": C["noc@85"] <= B["noc@85"] + 0.25,
+     "stand-in >= B-0.003": C["standin iou@3"] >= B["standin iou@3"] - 0.003,
+     "other Dice@3 >= B-0.01": C["other dice@1/3, auc"][1] >= B["other dice@1/3, auc"][1] - 0.01,
+     "AUC >= B-0.03": C["other dice@1/3, auc"][2] >= B["other dice@1/3, auc"][2] - 0.03,
+     "ellipsoid mean >= B-0.03": C["ellipsoid mean/min"][0] >= B["ellipsoid mean/min"][0] - 0.03,
+     "every ellipsoid >= 0.5": min(C["ellipsoid rows"]) >= 0.5,
+     "corrections >= B-0.01": all(y >= x - 0.01 for x, y in zip(B["corrections means add/remove"], C["corrections means add/remove"])),
+     "box Dice@1,@3 >= B-0.005": all(C["box dice@1/3/5"][i] >= B["box dice@1/3/5"][i] - 0.005 for i in (0, 1)),
+     "lasso Dice@1 >= B-0.005": C["lasso dice@1/3/5"][0] >= B["lasso dice@1/3/5"][0] - 0.005}
+print("part 2:", name, g, "ADOPT" if all(g.values()) else "not adopted")
