@@ -1,4 +1,4 @@
-"""The rule's figures for one judged candidate folder (runs/judge20/a|b) or the bundled v19 (runs/judge19)."""
+"""The rules' figures for one judged candidate folder (runs/judgeV/a|b, judge_pair.sh) or the bundled v19 (runs/judge19)."""
 import json, sys
 from pathlib import Path
 def box(folder):

@@ -1,10 +1,13 @@
-"""universal_v21_result.md's table and the rule's decisions from runs/judge21/{a,b} and v19's runs/judge19."""
+"""A pair's result table and its rule's decisions (universal_v21_rule.md's gates) from runs/judgeV/{a,b} and v19's
+runs/judge19. Usage: python benchmarks/judge/pair_result.py V"""
 import json, sys
-sys.path.insert(0, "runs/judge21")
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from summary import figures
-B, a, b = figures("runs/judge19"), figures("runs/judge21/a"), figures("runs/judge21/b")
-avg = {r: ", ".join(f"{x['step']:,}" for x in json.load(open(f"runs/judge21/{r}/avg.txt"))["averaged"]) for r in "ab"}
-secs = {r: round(json.loads(open(f"runs/cpu-universal-v21{r}/log.jsonl").read().strip().splitlines()[-1])["t"]) for r in "ab"}
+V = sys.argv[1]
+B, a, b = figures("runs/judge19"), figures(f"runs/judge{V}/a"), figures(f"runs/judge{V}/b")
+avg = {r: ", ".join(f"{x['step']:,}" for x in json.load(open(f"runs/judge{V}/{r}/avg.txt"))["averaged"]) for r in "ab"}
+secs = {r: round(json.loads(open(f"runs/cpu-universal-v{V}{r}/log.jsonl").read().strip().splitlines()[-1])["t"]) for r in "ab"}
 def f(x, n=3): return f"{x:.{n}f}"
 rows = [("spine IoU@1 / @3 / @10", lambda F: " / ".join(f(v) for v in F["spine iou@1/3/10"])),
         ("spine NoC@85", lambda F: f(F["noc@85"], 2)),
@@ -15,10 +18,10 @@ rows = [("spine IoU@1 / @3 / @10", lambda F: " / ".join(f(v) for v in F["spine i
         ("corrective clicks, 34 objects, mean add / remove", lambda F: " / ".join(f(v, 4) for v in F["corrections means add/remove"])),
         ("box-first Dice@1 / @3 / @5", lambda F: " / ".join(f(v, 4) for v in F["box dice@1/3/5"])),
         ("lasso-first Dice@1 / @3 / @5", lambda F: " / ".join(f(v, 4) for v in F["lasso dice@1/3/5"]))]
-print("| | bundled (v19's average) | v21a (v20a's recipe) | v21b (+ hard objects) |\n|---|---|---|---|")
+print(f"| | bundled (v19's average) | v{V}a | v{V}b |\n|---|---|---|---|")
 for name, get in rows:
     print(f"| {name} | {get(B)} | {get(a)} | {get(b)} |")
-print(f"\nv21a: steps {avg['a']}, {secs['a']} s; v21b: steps {avg['b']}, {secs['b']} s\n")
+print(f"\nv{V}a: steps {avg['a']}, {secs['a']} s; v{V}b: steps {avg['b']}, {secs['b']} s\n")
 s = lambda F: F["spine iou@1/3/10"][1]
 d = {"spine IoU@3 +0.005": s(b) - s(a) >= 0.005, "NoC no higher": b["noc@85"] <= a["noc@85"],
      "stand-in >= -0.003": b["standin iou@3"] - a["standin iou@3"] >= -0.003,
@@ -26,7 +29,7 @@ d = {"spine IoU@3 +0.005": s(b) - s(a) >= 0.005, "NoC no higher": b["noc@85"] <=
      "corrections >= -0.01": all(y - x >= -0.01 for x, y in zip(a["corrections means add/remove"], b["corrections means add/remove"]))}
 print("part 1 (b vs a):", {k: v for k, v in d.items()}, "deltas spine", round(s(b) - s(a), 4))
 C = b if (s(b), -b["noc@85"]) > (s(a), -a["noc@85"]) else a
-name = "v21b" if C is b else "v21a"
+name = f"v{V}b" if C is b else f"v{V}a"
 g = {"spine IoU@3 > B": s(C) > s(B), "NoC <= B+0.25": C["noc@85"] <= B["noc@85"] + 0.25,
      "stand-in >= B-0.003": C["standin iou@3"] >= B["standin iou@3"] - 0.003,
      "other Dice@3 >= B-0.01": C["other dice@1/3, auc"][1] >= B["other dice@1/3, auc"][1] - 0.01,

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# v20a / v20b candidates (universal_v20_rule.md): each run's last-40-minute weight average -> package -> adoption
-# (two halves side by side, 1 thread each) -> corrections on the 34 spine objects beside box-first -> lasso-first.
-# Usage: run.sh a|b   (each once its schedule has ended)
+# A matched pair's candidates (universal_v<V>_rule.md, V = 20, 21, ...): each run's last-40-minute weight average ->
+# package -> adoption (two halves side by side, 1 thread each) -> corrections on the 34 spine objects beside
+# box-first -> lasso-first. Usage: judge_pair.sh V a|b   (each run once its schedule has ended; out runs/judgeV/a|b)
 set -euo pipefail
 cd /work/main
-R=$1
-J=runs/judge20/$R
+V=$1
+R=$2
+J=runs/judge$V/$R
 mkdir -p $J
 date > $J/started.txt
-.venv/bin/python -m training.average_weights runs/cpu-universal-v20$R --last-minutes 40 --out $J/c.npz > $J/avg.txt 2>&1
-.venv/bin/python -m training.package_model --config training/configs/cpu_universal_v20$R.json --weights $J/c.npz --out $J/pkg > $J/pkg.txt 2>&1
+.venv/bin/python -m training.average_weights runs/cpu-universal-v$V$R --last-minutes 40 --out $J/c.npz > $J/avg.txt 2>&1
+.venv/bin/python -m training.package_model --config training/configs/cpu_universal_v$V$R.json --weights $J/c.npz --out $J/pkg > $J/pkg.txt 2>&1
 .venv/bin/python -m training.evaluation.adoption --model $J/pkg --out $J/p1 --parts spine,standin --threads 1 > $J/p1.txt 2>&1 &
 .venv/bin/python -m training.evaluation.adoption --model $J/pkg --out $J/p2 --parts other,ellipsoid,corrections --threads 1 > $J/p2.txt 2>&1 &
 wait
