@@ -196,7 +196,8 @@ def training_manifest(base: dict) -> dict:
     return {k: v for k, v in base.items() if k not in drop}
 
 
-RECIPE_KEYS = ("precision", "band_weight", "error_weight", "focal_gamma", "max_click_passes", "sampling")  # loss and prompt simulation
+RECIPE_KEYS = ("precision", "band_weight", "error_weight", "focal_gamma", "boundary_loss", "max_click_passes",
+               "sampling")  # loss and prompt simulation
 
 
 def base_recipe(manifest: dict) -> dict:

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .boundary_loss import signed_distance
 from .loss_weights import error_weights
 from .network_config import extra_stage_counts, extra_stage_scale
 
@@ -193,11 +194,13 @@ def focal_scale(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> to
 
 
 def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: float = 0.0, band_width: int = 2,
-                     previous: torch.Tensor | None = None, error_weight=0.0, focal_gamma: float = 0.0):
+                     previous: torch.Tensor | None = None, error_weight=0.0, focal_gamma: float = 0.0,
+                     boundary_weight: float = 0.0):
     """BCE (weighted up by `band_weight` in the band around the reference edge, where the spine error lies, by
     `error_weight` where the previous mask was wrong, which is what a correcting click asks to change: a number, or
     (missed, extra) as training.loss_weights.error_weights reads a config, and by the normalised focal weight when
-    `focal_gamma` > 0) plus soft Dice per example (keeps small objects from vanishing in the average). In fp32.
+    `focal_gamma` > 0) plus soft Dice per example (keeps small objects from vanishing in the average), plus
+    `boundary_weight` times the boundary loss (training.boundary_loss) when > 0. In fp32.
     `targets` may be soft (the covered fraction of each voxel): BCE and Dice take them as they are."""
     logits = logits.float()
     mask = (targets > 0.5).float()  # soft targets (training.soft_target): the band and the errors are the mask's
@@ -212,7 +215,11 @@ def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: f
     prob = torch.sigmoid(logits)
     dims = (1, 2, 3, 4)
     dice = 1 - (2 * (prob * targets).sum(dims) + 1) / (prob.sum(dims) + targets.sum(dims) + 1)
-    return bce + dice.mean()
+    loss = bce + dice.mean()
+    if boundary_weight:
+        distance = torch.from_numpy(signed_distance(mask.detach().cpu().numpy())).to(prob.device)
+        loss = loss + boundary_weight * (prob * distance).mean()
+    return loss
 
 
 def network_settings(config: dict) -> dict:
@@ -251,6 +258,7 @@ class TorchTrainer:
         self.band_weight = float(config.get("band_weight", 0.0))
         self.error_weight = error_weights(config.get("error_weight", 0.0))
         self.focal_gamma = float(config.get("focal_gamma", 0.0))
+        self.boundary_weight = float(config.get("boundary_loss", 0.0))
         self.net = InteractiveVNet(**network_settings(config)).to(self.device, memory_format=self.memory_format)
         # what trains: the network, or the network with deep supervision's coarse heads (not exported)
         self.supervised = (DeepSupervision(self.net, config["deep_supervision"]).to(self.device, memory_format=self.memory_format)
@@ -304,7 +312,8 @@ class TorchTrainer:
         logits, coarse = out if self.supervised else (out, None)
         # click channel 0 is the previous mask in every manifest (training/export.py, manifest_*.json)
         loss = interactive_loss(logits, targets, self.band_weight, previous=clicks[:, :1],
-                                error_weight=self.error_weight, focal_gamma=self.focal_gamma)
+                                error_weight=self.error_weight, focal_gamma=self.focal_gamma,
+                                boundary_weight=self.boundary_weight)
         if coarse:
             loss = loss + deep_supervision_loss(coarse, targets, self.supervised.weights)
         self.optimizer.zero_grad(set_to_none=True)
