@@ -1,11 +1,15 @@
 """A pair's result table and its rule's decisions (universal_v21_rule.md's gates) from runs/judgeV/{a,b} and v19's
-runs/judge19. Usage: python benchmarks/judge/pair_result.py V"""
+runs/judge19. Usage: python benchmarks/judge/pair_result.py V [MATCHED]: part 1 asks whether b beats a, or, with
+MATCHED (a judged run folder such as runs/judge21/a, the same recipe and seed without the lever), whether the better
+of a and b beats it (universal_v22_rule.md)."""
 import json, sys
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from summary import figures
 V = sys.argv[1]
+M_DIR = sys.argv[2] if len(sys.argv) > 2 else None
 B, a, b = figures("runs/judge19"), figures(f"runs/judge{V}/a"), figures(f"runs/judge{V}/b")
+M = figures(M_DIR) if M_DIR else None
 avg = {r: ", ".join(f"{x['step']:,}" for x in json.load(open(f"runs/judge{V}/{r}/avg.txt"))["averaged"]) for r in "ab"}
 secs = {r: round(json.loads(open(f"runs/cpu-universal-v{V}{r}/log.jsonl").read().strip().splitlines()[-1])["t"]) for r in "ab"}
 def f(x, n=3): return f"{x:.{n}f}"
@@ -18,18 +22,20 @@ rows = [("spine IoU@1 / @3 / @10", lambda F: " / ".join(f(v) for v in F["spine i
         ("corrective clicks, 34 objects, mean add / remove", lambda F: " / ".join(f(v, 4) for v in F["corrections means add/remove"])),
         ("box-first Dice@1 / @3 / @5", lambda F: " / ".join(f(v, 4) for v in F["box dice@1/3/5"])),
         ("lasso-first Dice@1 / @3 / @5", lambda F: " / ".join(f(v, 4) for v in F["lasso dice@1/3/5"]))]
-print(f"| | bundled (v19's average) | v{V}a | v{V}b |\n|---|---|---|---|")
+matched = [(M_DIR, M)] if M else []
+print("| | bundled (v19's average) | " + "".join(f"{n} | " for n, _ in matched) + f"v{V}a | v{V}b |\n|---|---|---|---|" + "---|" * len(matched))
 for name, get in rows:
-    print(f"| {name} | {get(B)} | {get(a)} | {get(b)} |")
+    print(f"| {name} | {get(B)} | " + "".join(f"{get(F)} | " for _, F in matched) + f"{get(a)} | {get(b)} |")
 print(f"\nv{V}a: steps {avg['a']}, {secs['a']} s; v{V}b: steps {avg['b']}, {secs['b']} s\n")
 s = lambda F: F["spine iou@1/3/10"][1]
-d = {"spine IoU@3 +0.005": s(b) - s(a) >= 0.005, "NoC no higher": b["noc@85"] <= a["noc@85"],
-     "stand-in >= -0.003": b["standin iou@3"] - a["standin iou@3"] >= -0.003,
-     "other Dice@3 >= -0.01": b["other dice@1/3, auc"][1] - a["other dice@1/3, auc"][1] >= -0.01,
-     "corrections >= -0.01": all(y - x >= -0.01 for x, y in zip(a["corrections means add/remove"], b["corrections means add/remove"]))}
-print("part 1 (b vs a):", {k: v for k, v in d.items()}, "deltas spine", round(s(b) - s(a), 4))
 C = b if (s(b), -b["noc@85"]) > (s(a), -a["noc@85"]) else a
 name = f"v{V}b" if C is b else f"v{V}a"
+L, R, said = (M, C, f"{name} vs {M_DIR}") if M else (a, b, "b vs a")  # part 1: without the lever, with it
+d = {"spine IoU@3 +0.005": s(R) - s(L) >= 0.005, "NoC no higher": R["noc@85"] <= L["noc@85"],
+     "stand-in >= -0.003": R["standin iou@3"] - L["standin iou@3"] >= -0.003,
+     "other Dice@3 >= -0.01": R["other dice@1/3, auc"][1] - L["other dice@1/3, auc"][1] >= -0.01,
+     "corrections >= -0.01": all(y - x >= -0.01 for x, y in zip(L["corrections means add/remove"], R["corrections means add/remove"]))}
+print(f"part 1 ({said}):", d, "delta spine", round(s(R) - s(L), 4))
 g = {"spine IoU@3 > B": s(C) > s(B), "NoC <= B+0.25": C["noc@85"] <= B["noc@85"] + 0.25,
      "stand-in >= B-0.003": C["standin iou@3"] >= B["standin iou@3"] - 0.003,
      "other Dice@3 >= B-0.01": C["other dice@1/3, auc"][1] >= B["other dice@1/3, auc"][1] - 0.01,
