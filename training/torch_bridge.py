@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .boundary_loss import signed_distance
 from .loss_weights import error_weights
 from .network_config import extra_stage_counts, extra_stage_scale
 
@@ -217,6 +216,8 @@ def interactive_loss(logits: torch.Tensor, targets: torch.Tensor, band_weight: f
     dice = 1 - (2 * (prob * targets).sum(dims) + 1) / (prob.sum(dims) + targets.sum(dims) + 1)
     loss = bce + dice.mean()
     if boundary_weight:
+        from .boundary_loss import signed_distance  # here: SimpleITK is not on the lent GPU machine (gpu_train.sh)
+
         distance = torch.from_numpy(signed_distance(mask.detach().cpu().numpy())).to(prob.device)
         loss = loss + boundary_weight * (prob * distance).mean()
     return loss
