@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -87,11 +86,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folders = [export_variant(base, edge, Path(tmp) / f"b{base}_p{edge}") for _, base, edge in VARIANTS]
         results = {b: time_variants(folders, b, args.threads, args.rounds) for b in args.backends.split(",")}
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from latency import cpu_model
+
+    cpu = cpu_model()
     backends = args.backends.split(",")
     lines = [MARK_START, "## What a wider network or a larger patch costs per run (issue 9, item 5)", "",
              f"- Command: `python benchmarks/network_cost.py --rounds {args.rounds} --threads {args.threads}"
