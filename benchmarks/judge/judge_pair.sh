@@ -3,7 +3,7 @@
 # package -> adoption (two halves side by side, 1 thread each) -> corrections on the 34 spine objects beside
 # box-first -> lasso-first. Usage: judge_pair.sh V a|b   (each run once its schedule has ended; out runs/judgeV/a|b)
 set -euo pipefail
-cd /work/main
+cd "$(dirname "$0")/../.."  # the repository root, wherever it is checked out
 V=$1
 R=$2
 J=runs/judge$V/$R
